@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import torch
 
-from anyseq.modalities.base import ModalityTokenizer
+from anyseq.modalities.base import ModalitySpec, ModalityTokenizer
 from anyseq.patterns import build_pattern
 from anyseq.vocab import EOH, EOM, ROLE_TOKENS, VocabLayout
 
@@ -175,14 +175,19 @@ class _Builder:
         self._text, self._text_trained = "", False
 
 
+def check_span_length(spec: ModalitySpec, length: int) -> None:
+    """A span holds exactly `tokens_per_item` tokens, or 1..max_frames whole frames."""
+    if spec.tokens_per_item is not None and length != spec.tokens_per_item:
+        raise ValueError(f"{spec.name}: a span must have {spec.tokens_per_item} tokens, got {length}")
+    if not 0 < length <= spec.max_span_tokens:
+        raise ValueError(f"{spec.name}: a span must have 1..{spec.max_span_tokens} tokens, got {length}")
+
+
 def media_ids(layout: VocabLayout, modality: str, codes: torch.Tensor) -> list[int]:
     """Codes [K, T] -> the span `<soX> ids <eoX>` of global ids, checking its length."""
     spec = layout.spec(modality)
     flat = build_pattern(spec.pattern, spec.num_codebooks, spec.codebook_size).flatten(codes)
-    if spec.tokens_per_item is not None and flat.numel() != spec.tokens_per_item:
-        raise ValueError(f"{modality}: a span must have {spec.tokens_per_item} tokens, got {flat.numel()}")
-    if flat.numel() > spec.max_span_tokens or flat.numel() == 0:
-        raise ValueError(f"{modality}: a span must have 1..{spec.max_span_tokens} tokens, got {flat.numel()}")
+    check_span_length(spec, flat.numel())
     return [layout.start_of(modality), *layout.to_global(modality, flat).tolist(), layout.end_of(modality)]
 
 
@@ -252,6 +257,7 @@ def parse_parts(ids: Sequence[int], layout: VocabLayout) -> list[Part]:
             raise ValueError(f"{modality} span opened at position {position} is never closed") from None
         span = torch.tensor(ids[position + 1 : close], dtype=torch.long)
         spec = layout.spec(modality)
+        check_span_length(spec, span.numel())
         local = layout.to_local(modality, span)
         codes = build_pattern(spec.pattern, spec.num_codebooks, spec.codebook_size).unflatten(local)
         parts.append(Media(modality, codes=codes))
@@ -270,11 +276,11 @@ def _strip_separator(parts: list[Part]) -> list[Part]:
 
 
 def parse_reply(ids: Sequence[int], layout: VocabLayout) -> list[Part]:
-    """A generated reply (the ids after `[AnyGPT]`, up to an optional `<eom>`) -> parts."""
+    """A generated reply (the ids after `[AnyGPT]`, up to an optional `<eom>` or eos) -> parts."""
     ids = list(ids)
-    eom = layout.special(EOM)
-    if eom in ids:
-        ids = ids[: ids.index(eom)]
+    for stop in (layout.special(EOM), layout.eos_id):
+        if stop in ids:
+            ids = ids[: ids.index(stop)]
     return _strip_separator(parse_parts(ids, layout))
 
 

@@ -1,0 +1,1 @@
+"""Independent judges of media: measures that never see the models they score."""

@@ -1,0 +1,259 @@
+"""The audio codec core shared by music and speech: spectrogram -> encoder -> residual VQ -> decoder.
+
+AnyGPT (Zhan et al., ACL 2024) turns music into EnCodec codes (4 residual levels at 50 Hz)
+and speech into SpeechTokenizer codes (8 levels, the first distilled to carry content).
+Both are residual-VQ codecs; AnySeq trains its own on 2 CPU cores, so the core is sized
+for that budget and chosen by measurement: it codes log-magnitude STFT frames rather
+than the waveform, and makes the waveform with Griffin-Lim. A waveform-domain codec
+needs hours of adversarial training to beat that on CPU; the spectral one learns to keep
+pitch and onsets in minutes.
+
+Data flow, one latent frame per `sample_rate / frame_rate` samples:
+
+    audio (B, N)
+      -> log |STFT| (B, F, T*S)          F = n_fft/2 + 1 bins, S = STFT frames per latent frame
+      -> encoder (B, T, D)               S stacked STFT frames -> residual conv blocks -> D
+      -> ResidualVQ (vector-quantize-pytorch): codes (B, K, T), level vectors (K, B, T, D)
+      -> decoder (B, F, T*S)             predicted log |STFT|
+      -> Griffin-Lim (B, T * samples_per_frame)
+
+Stable API (music.py and the speech tokenizer build on it):
+- `CodecConfig`: every dimension; presets live with the modality that uses them.
+- `AudioCodec(config)`, an `nn.Module`:
+    - `forward(audio (B, N), lengths (B,) | None) -> CodecOutput`, used in training;
+      `CodecOutput.level_features` (K, B, T, D) holds the quantized features using
+      levels 1..k (straight-through to the encoder), so a caller can add an auxiliary
+      loss on level 1 (e.g. speech's CTC head) and backpropagate into the encoder;
+    - `encode(audio (B, N), lengths) -> codes (B, K, T)`;
+    - `decode(codes (B, K, T)) -> audio (B, T * samples_per_frame)` from all K levels;
+    - `decode_magnitude(codes) -> (B, F, T*S)` and `vocode(magnitude) -> audio`, the two
+      halves of `decode`, for callers that replace the vocoder;
+    - `frames_for(num_samples) -> T`.
+- `griffin_lim(magnitude, ...)`: the phase reconstruction, usable as a reference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+from torch.nn import functional as F
+from vector_quantize_pytorch import ResidualVQ
+
+LOG_FLOOR = 1e-4  # magnitudes are normalised so a full-scale sine peaks near 0.5; -80 dB is silence
+
+
+@dataclass
+class CodecConfig:
+    sample_rate: int = 16000
+    frame_rate: int = 25  # latent frames (token frames) per second
+    n_fft: int = 1024
+    stft_hop: int = 160  # must divide sample_rate / frame_rate
+    num_codebooks: int = 4  # K residual levels
+    codebook_size: int = 256
+    latent_dim: int = 64  # D, the width the quantizer sees
+    hidden: int = 256  # conv channels of encoder and decoder
+    blocks: int = 3  # residual conv blocks in each of encoder and decoder
+    kernel_size: int = 5  # temporal kernel of the blocks, in latent frames
+    commitment_weight: float = 0.25
+    ema_decay: float = 0.95  # codebook EMA; low because the tiny budget is a few thousand steps
+    dead_code_threshold: float = 2.0  # a code used less (EMA count) is re-seeded from the batch
+    quantizer_dropout: bool = False  # train with random K' <= K levels so fewer levels also decode
+    convergence_weight: float = 1.0  # spectral convergence (linear magnitude) next to log-magnitude L1
+    griffin_lim_iters: int = 32
+
+    def __post_init__(self) -> None:
+        if self.sample_rate % self.frame_rate:
+            raise ValueError(f"sample_rate {self.sample_rate} must be a multiple of frame_rate {self.frame_rate}")
+        if self.samples_per_frame % self.stft_hop:
+            raise ValueError(
+                f"stft_hop {self.stft_hop} must divide the {self.samples_per_frame} samples of a latent frame"
+            )
+        if self.n_fft < self.stft_hop:
+            raise ValueError(f"n_fft {self.n_fft} must be at least stft_hop {self.stft_hop}")
+        if self.num_codebooks < 1 or self.codebook_size < 2:
+            raise ValueError(f"need num_codebooks >= 1 and codebook_size >= 2, got {self}")
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.sample_rate // self.frame_rate
+
+    @property
+    def stft_per_frame(self) -> int:
+        """S: STFT frames per latent frame."""
+        return self.samples_per_frame // self.stft_hop
+
+    @property
+    def bins(self) -> int:
+        """F: STFT frequency bins."""
+        return self.n_fft // 2 + 1
+
+
+@dataclass
+class CodecOutput:
+    """What one training forward pass returns; losses are already masked to real frames."""
+
+    log_magnitude: Tensor  # (B, F, T*S) decoder prediction
+    target: Tensor  # (B, F, T*S) log |STFT| of the input
+    codes: Tensor  # (B, K, T)
+    latents: Tensor  # (B, T, D) encoder output before quantization
+    level_features: Tensor  # (K, B, T, D) quantized with levels 1..k, straight-through to the encoder
+    frame_mask: Tensor  # (B, T) True on frames inside the input
+    losses: dict[str, Tensor]  # reconstruction, convergence, commitment
+
+    @property
+    def loss(self) -> Tensor:
+        return sum(self.losses.values())
+
+
+class ResidualBlock(nn.Module):
+    """x + conv(gelu(conv(norm(x)))), on (B, C, T)."""
+
+    def __init__(self, channels: int, kernel_size: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(1, channels)
+        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.mix = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.mix(F.gelu(self.conv(self.norm(x))))
+
+
+def _stack(in_channels: int, hidden: int, out_channels: int, blocks: int, kernel_size: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv1d(in_channels, hidden, 1),
+        *(ResidualBlock(hidden, kernel_size) for _ in range(blocks)),
+        nn.GroupNorm(1, hidden),
+        nn.GELU(),
+        nn.Conv1d(hidden, out_channels, 1),
+    )
+
+
+def griffin_lim(magnitude: Tensor, n_fft: int, hop: int, iters: int, length: int, momentum: float = 0.99) -> Tensor:
+    """Fast Griffin-Lim (Perraudin et al. 2013, librosa's variant): magnitude (B, F, N) -> audio (B, length).
+
+    Starts from a fixed pseudo-random phase, so decoding is deterministic.
+    """
+    window = torch.hann_window(n_fft, device=magnitude.device)
+    generator = torch.Generator().manual_seed(0)
+    phase = torch.rand(magnitude.shape, generator=generator) * 2 * math.pi
+    angles = torch.polar(torch.ones_like(magnitude), phase.to(magnitude.device))
+    previous = torch.zeros_like(angles)
+
+    def istft(spectrum: Tensor) -> Tensor:
+        return torch.istft(spectrum, n_fft, hop, window=window, center=True, length=length)
+
+    for _ in range(iters):
+        rebuilt = torch.stft(istft(magnitude * angles), n_fft, hop, window=window, center=True, return_complex=True)
+        angles = rebuilt - (momentum / (1 + momentum)) * previous
+        angles = angles / (angles.abs() + 1e-8)
+        previous = rebuilt
+    return istft(magnitude * angles)
+
+
+class AudioCodec(nn.Module):
+    """Log-magnitude STFT codec with a residual VQ bottleneck; see the module docstring."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        c = self.config = config
+        self.register_buffer("window", torch.hann_window(c.n_fft), persistent=False)
+        frame_features = c.bins * c.stft_per_frame
+        self.encoder = _stack(frame_features, c.hidden, c.latent_dim, c.blocks, c.kernel_size)
+        self.quantizer = ResidualVQ(
+            dim=c.latent_dim,
+            num_quantizers=c.num_codebooks,
+            codebook_size=c.codebook_size,
+            decay=c.ema_decay,
+            commitment_weight=c.commitment_weight,
+            kmeans_init=True,  # first batch seeds the codebooks: no dead start
+            kmeans_iters=10,
+            threshold_ema_dead_code=c.dead_code_threshold,
+            quantize_dropout=c.quantizer_dropout,
+        )
+        self.decoder = _stack(c.latent_dim, c.hidden, frame_features, c.blocks, c.kernel_size)
+
+    def frames_for(self, num_samples: int) -> int:
+        """T latent frames that cover `num_samples` (the last one zero-padded)."""
+        return max(1, math.ceil(num_samples / self.config.samples_per_frame))
+
+    def log_magnitude(self, audio: Tensor) -> Tensor:
+        """audio (B, N) -> log |STFT| (B, F, T*S), zero-padded to whole latent frames."""
+        c = self.config
+        frames = self.frames_for(audio.shape[-1])
+        audio = F.pad(audio, (0, frames * c.samples_per_frame - audio.shape[-1]))
+        spectrum = torch.stft(audio, c.n_fft, c.stft_hop, window=self.window, center=True, return_complex=True)
+        magnitude = spectrum[..., : frames * c.stft_per_frame].abs() / self.window.sum()
+        return magnitude.clamp_min(LOG_FLOOR).log()
+
+    def _frame_mask(self, lengths: Tensor | None, batch: int, frames: int, device: torch.device) -> Tensor:
+        if lengths is None:
+            return torch.ones(batch, frames, dtype=torch.bool, device=device)
+        covered = torch.ceil(lengths.to(device) / self.config.samples_per_frame)  # (B,)
+        return torch.arange(frames, device=device)[None, :] < covered[:, None]  # (B, T)
+
+    def _encode_latents(self, log_magnitude: Tensor) -> Tensor:
+        stacked = rearrange(log_magnitude, "b f (t s) -> b (s f) t", s=self.config.stft_per_frame)
+        return rearrange(self.encoder(stacked), "b d t -> b t d")
+
+    def _decode_latents(self, quantized: Tensor) -> Tensor:
+        frames = self.decoder(rearrange(quantized, "b t d -> b d t"))  # (B, S*F, T)
+        return rearrange(frames, "b (s f) t -> b f (t s)", s=self.config.stft_per_frame)
+
+    def forward(self, audio: Tensor, lengths: Tensor | None = None) -> CodecOutput:
+        """audio (B, N), lengths (B,) in samples or None -> losses and every intermediate."""
+        target = self.log_magnitude(audio)  # (B, F, T*S)
+        latents = self._encode_latents(target)  # (B, T, D)
+        batch, frames, _ = latents.shape
+        mask = self._frame_mask(lengths, batch, frames, audio.device)  # (B, T)
+        quantized, indices, commitment, level_vectors = self.quantizer(latents, mask=mask, return_all_codes=True)
+        prefix = level_vectors.cumsum(dim=0)  # (K, B, T, D)
+        level_features = latents + (prefix - latents).detach()
+        prediction = self._decode_latents(quantized)
+        stft_mask = mask.repeat_interleave(self.config.stft_per_frame, dim=1)[:, None, :]  # (B, 1, T*S)
+        weight = stft_mask.float()
+        denominator = weight.sum() * target.shape[1]
+        reconstruction = ((prediction - target).abs() * weight).sum() / denominator
+        losses = {"reconstruction": reconstruction, "commitment": commitment.sum()}
+        if self.config.convergence_weight:
+            difference = ((prediction.exp() - target.exp()) * weight).norm()
+            losses["convergence"] = self.config.convergence_weight * difference / (target.exp() * weight).norm()
+        return CodecOutput(
+            log_magnitude=prediction,
+            target=target,
+            codes=rearrange(indices, "b t k -> b k t"),
+            latents=latents,
+            level_features=level_features,
+            frame_mask=mask,
+            losses=losses,
+        )
+
+    @torch.inference_mode()
+    def encode(self, audio: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """audio (B, N) -> codes (B, K, T); frames past `lengths` are coded from zero padding."""
+        latents = self._encode_latents(self.log_magnitude(audio))
+        _, indices, _ = self.quantizer(latents)
+        return rearrange(indices, "b t k -> b k t")
+
+    @torch.inference_mode()
+    def decode_magnitude(self, codes: Tensor) -> Tensor:
+        """codes (B, K, T) -> predicted magnitude (B, F, T*S), linear scale."""
+        quantized = self.quantizer.get_output_from_indices(rearrange(codes, "b k t -> b t k"))
+        return self._decode_latents(quantized).exp()
+
+    @torch.inference_mode()
+    def vocode(self, magnitude: Tensor) -> Tensor:
+        """magnitude (B, F, T*S) -> audio (B, T * samples_per_frame) by Griffin-Lim."""
+        c = self.config
+        length = magnitude.shape[-1] * c.stft_hop
+        # a centred STFT of `length` samples has one frame more than the codec keeps: add it silent
+        magnitude = F.pad(magnitude * self.window.sum(), (0, 1))
+        audio = griffin_lim(magnitude, c.n_fft, c.stft_hop, c.griffin_lim_iters, length)
+        return audio.clamp(-1.0, 1.0)
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """codes (B, K, T) -> audio (B, T * samples_per_frame), from all K levels."""
+        return self.vocode(self.decode_magnitude(codes))

@@ -1,0 +1,41 @@
+"""Per-modality sampling settings, with AnyGPT's defaults (REFERENCE.md, "Generation settings").
+
+Inside a span of a modality the engine samples with that modality's settings; outside
+spans with the "text" settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0: no top-k filter
+    repetition_penalty: float = 1.0  # HF semantics, applied to the ids already in the current span
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.repetition_penalty <= 0:
+            raise ValueError(f"invalid sampling settings: {self}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# AnyGPT's released inference settings.
+DEFAULT_SAMPLING: dict[str, SamplingConfig] = {
+    "text": SamplingConfig(temperature=1.0, top_p=1.0),
+    "image": SamplingConfig(temperature=1.0, top_p=1.0),
+    "speech": SamplingConfig(repetition_penalty=1.05),
+    "music": SamplingConfig(top_k=200, repetition_penalty=1.15),
+}
+
+
+def sampling_from_dict(data: dict[str, dict]) -> dict[str, SamplingConfig]:
+    return {**DEFAULT_SAMPLING, **{name: SamplingConfig(**values) for name, values in data.items()}}

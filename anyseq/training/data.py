@@ -1,0 +1,288 @@
+"""Training sequences from the tokenized view (AnyGPT, section 4.2).
+
+Stage 1 draws pairs by task sampling ratio and packs them into blocks of the context
+length: an example cut at a block's end continues in the next block, and attention runs
+across example boundaries, as the HF `group_texts` recipe AnyGPT trained with. Stage 2
+puts one whole dialogue in each sequence and pads a batch to its longest dialogue.
+
+A stream's position (the task sampler's random state, each task's epoch and cursor, the
+example a block was cut in) is a small JSON dict, so a resumed run reads exactly the
+sequences the uninterrupted one would have read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from anyseq.training.config import Stage
+from anyseq.training.tokenize import read_view_manifest
+
+STAGE_CORPUS: dict[Stage, str] = {"pretrain": "pretrain", "sft": "instruct"}
+IGNORE = -100  # target of a position that is not trained (HF convention)
+
+
+@dataclass
+class TaskExamples:
+    """The examples of one task back to back: example i is ids[offsets[i]:offsets[i + 1]]."""
+
+    ids: np.ndarray  # (N,) int32
+    loss_mask: np.ndarray  # (N,) bool
+    offsets: np.ndarray  # (n + 1,) int64
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def example(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        start, stop = self.offsets[index], self.offsets[index + 1]
+        return self.ids[start:stop], self.loss_mask[start:stop]
+
+
+def _select(offsets: np.ndarray, values: Sequence[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
+    """Gather the variable-length rows `rows` of flat arrays with `offsets` into new flat arrays."""
+    lengths = offsets[rows + 1] - offsets[rows]
+    new_offsets = np.concatenate([[0], np.cumsum(lengths)])
+    index = np.repeat(offsets[rows] - new_offsets[:-1], lengths) + np.arange(new_offsets[-1])
+    return [new_offsets, *(v[index] for v in values)]
+
+
+class TokenizedSplit:
+    """One corpus split of a view, grouped by task (5 bytes per token in memory)."""
+
+    def __init__(self, name: str, tasks: Mapping[str, TaskExamples]) -> None:
+        self.name = name
+        self.tasks = dict(sorted(tasks.items()))
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.tasks)
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self.tasks.values())
+
+    @classmethod
+    def load(cls, view_dir: str | Path, corpus: str, split: str) -> TokenizedSplit:
+        view_dir = Path(view_dir)
+        manifest = read_view_manifest(view_dir)
+        name = f"{view_dir}: {corpus}/{split}"
+        counts = manifest["corpora"].get(corpus, {}).get(split)
+        if counts is None:
+            raise ValueError(f"{name} is missing; the view has {_listing(manifest)}")
+        if not counts["examples"]:
+            raise ValueError(f"{name} is empty ({counts['skipped']} conversations were skipped at tokenization)")
+        table = pa.concat_tables([pq.read_table(view_dir / corpus / split / shard) for shard in counts["shards"]])
+        ids = table["ids"].combine_chunks()
+        offsets = ids.offsets.to_numpy().astype(np.int64)
+        values = ids.values.to_numpy()
+        mask = table["loss_mask"].combine_chunks().values.to_numpy(zero_copy_only=False)
+        task = np.asarray(table["task"].to_pylist())
+        tasks = {}
+        for task_name in np.unique(task):
+            new_offsets, task_ids, task_mask = _select(offsets, (values, mask), np.flatnonzero(task == task_name))
+            tasks[str(task_name)] = TaskExamples(task_ids, task_mask, new_offsets)
+        return cls(name, tasks)
+
+    def check_lengths(self, limit: int) -> None:
+        """A clear error, before any compute, when an example does not fit `limit` tokens."""
+        too_long = {task: ex.lengths[ex.lengths > limit] for task, ex in self.tasks.items()}
+        too_long = {task: lengths for task, lengths in too_long.items() if len(lengths)}
+        if too_long:
+            details = ", ".join(f"{task}: {len(n)} (longest {n.max()})" for task, n in too_long.items())
+            raise ValueError(
+                f"{self.name}: sequences longer than the context of {limit} tokens: {details}; "
+                "use a backbone with a longer context (block_size) or shorter media"
+            )
+
+
+def _listing(manifest: Mapping[str, Any]) -> str:
+    return ", ".join(f"{c}/{s}" for c, splits in manifest["corpora"].items() for s in splits) or "nothing"
+
+
+def resolve_ratios(split: TokenizedSplit, ratios: Mapping[str, float] | None) -> dict[str, float]:
+    """Normalised sampling ratio per task; None weighs each task by its number of examples."""
+    if ratios is None:
+        weights = {task: float(len(ex)) for task, ex in split.tasks.items()}
+    else:
+        missing = sorted(set(split.tasks) - set(ratios))
+        unknown = sorted(set(ratios) - set(split.tasks))
+        if missing or unknown:
+            raise ValueError(
+                f"{split.name}: task_ratios do not match the data's tasks {split.task_names}: "
+                f"no ratio for {missing}, no data for {unknown}"
+            )
+        weights = dict(ratios)
+    total = sum(weights.values())
+    return {task: weights[task] / total for task in split.tasks}
+
+
+class TaskSampler:
+    """Picks a task by ratio, then that task's next example in an order reshuffled every epoch."""
+
+    def __init__(self, sizes: Mapping[str, int], ratios: Mapping[str, float], seed: int) -> None:
+        self.tasks = sorted(sizes)
+        self.sizes = dict(sizes)
+        self.probabilities = np.array([ratios[task] for task in self.tasks])
+        self.seed = seed
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.cursor = {task: [0, 0] for task in self.tasks}  # epoch, position
+        self._orders: dict[str, tuple[int, np.ndarray]] = {}  # task -> (epoch, its order)
+
+    def _order(self, task_index: int, epoch: int) -> np.ndarray:
+        task = self.tasks[task_index]
+        if task not in self._orders or self._orders[task][0] != epoch:
+            rng = np.random.default_rng([self.seed, task_index, epoch])
+            self._orders[task] = (epoch, rng.permutation(self.sizes[task]))
+        return self._orders[task][1]
+
+    def next(self) -> tuple[str, int]:
+        task_index = int(self.rng.choice(len(self.tasks), p=self.probabilities))
+        task = self.tasks[task_index]
+        epoch, position = self.cursor[task]
+        example = int(self._order(task_index, epoch)[position])
+        position += 1
+        self.cursor[task] = [epoch + 1, 0] if position == self.sizes[task] else [epoch, position]
+        return task, example
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, "cursor": {task: list(c) for task, c in self.cursor.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if sorted(state["cursor"]) != self.tasks:
+            raise ValueError(f"the saved data position has tasks {sorted(state['cursor'])}, the data {self.tasks}")
+        self.rng.bit_generator.state = state["rng"]
+        self.cursor = {task: list(c) for task, c in state["cursor"].items()}
+
+
+@dataclass
+class TrainSequence:
+    ids: np.ndarray  # (L,) token ids
+    loss_mask: np.ndarray  # (L,) True where the token is a training target
+    task: np.ndarray  # (L,) index of each token's task in the split's sorted task names
+
+
+class SequenceStream(Protocol):
+    def next(self) -> TrainSequence: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+class DialogueStream:
+    """Stage 2: each sequence is one whole dialogue."""
+
+    def __init__(self, split: TokenizedSplit, sampler: TaskSampler) -> None:
+        self.split, self.sampler = split, sampler
+        self.task_index = {task: i for i, task in enumerate(split.task_names)}
+
+    def next(self) -> TrainSequence:
+        task, example = self.sampler.next()
+        ids, mask = self.split.tasks[task].example(example)
+        return TrainSequence(ids, mask, np.full(len(ids), self.task_index[task], dtype=np.int16))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+
+
+class PackedStream:
+    """Stage 1: examples concatenated and cut into blocks of exactly `block_size` tokens."""
+
+    def __init__(self, split: TokenizedSplit, sampler: TaskSampler, block_size: int) -> None:
+        self.split, self.sampler, self.block_size = split, sampler, block_size
+        self.task_index = {task: i for i, task in enumerate(split.task_names)}
+        self.carry: tuple[str, int, int] | None = None  # (task, example, offset) of a cut example
+
+    def next(self) -> TrainSequence:
+        pieces: list[TrainSequence] = []
+        filled = 0
+        while filled < self.block_size:
+            task, example, offset = self.carry or (*self.sampler.next(), 0)
+            ids, mask = self.split.tasks[task].example(example)
+            take = min(len(ids) - offset, self.block_size - filled)
+            index = np.full(take, self.task_index[task], dtype=np.int16)
+            pieces.append(TrainSequence(ids[offset : offset + take], mask[offset : offset + take], index))
+            filled += take
+            self.carry = (task, example, offset + take) if offset + take < len(ids) else None
+        return TrainSequence(*(np.concatenate([getattr(p, f) for p in pieces]) for f in ("ids", "loss_mask", "task")))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict(), "carry": list(self.carry) if self.carry else None}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        self.carry = tuple(state["carry"]) if state["carry"] else None
+
+
+def make_stream(
+    stage: Stage, split: TokenizedSplit, ratios: Mapping[str, float] | None, seed: int, block_size: int
+) -> SequenceStream:
+    sampler = TaskSampler({t: len(ex) for t, ex in split.tasks.items()}, resolve_ratios(split, ratios), seed)
+    return PackedStream(split, sampler, block_size) if stage == "pretrain" else DialogueStream(split, sampler)
+
+
+@dataclass
+class Batch:
+    """Right-padded sequences; `targets[b, t]` is the token the model must predict at (b, t)."""
+
+    input_ids: torch.Tensor  # (B, T)
+    targets: torch.Tensor  # (B, T): ids[t + 1] where it is trained, else IGNORE
+    target_tasks: torch.Tensor  # (B, T): task index of each target, -1 where none
+    attention_mask: torch.Tensor | None  # (B, T); None when no row is padded
+    num_tokens: int  # tokens that are not padding
+
+    @property
+    def num_targets(self) -> int:
+        return int((self.targets != IGNORE).sum())
+
+    def to(self, device: torch.device) -> Batch:
+        mask = None if self.attention_mask is None else self.attention_mask.to(device)
+        return Batch(
+            self.input_ids.to(device), self.targets.to(device), self.target_tasks.to(device), mask, self.num_tokens
+        )
+
+
+def collate(sequences: Sequence[TrainSequence], pad_id: int) -> Batch:
+    lengths = [len(s.ids) for s in sequences]
+    width = max(lengths)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    targets = torch.full((len(sequences), width), IGNORE, dtype=torch.long)
+    target_tasks = torch.full((len(sequences), width), -1, dtype=torch.long)
+    for row, (sequence, length) in enumerate(zip(sequences, lengths, strict=True)):
+        ids = torch.from_numpy(sequence.ids.astype(np.int64))
+        trained = torch.from_numpy(sequence.loss_mask[1:].astype(bool))
+        input_ids[row, :length] = ids
+        targets[row, : length - 1] = torch.where(trained, ids[1:], IGNORE)
+        target_tasks[row, : length - 1] = torch.where(trained, torch.from_numpy(sequence.task[1:].astype(np.int64)), -1)
+    attention_mask = None
+    if min(lengths) < width:
+        attention_mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
+    return Batch(input_ids, targets, target_tasks, attention_mask, sum(lengths))
+
+
+def validation_batches(split: TokenizedSplit, examples_per_task: int, batch_size: int, pad_id: int) -> list[Batch]:
+    """The first `examples_per_task` examples of every task, one task per batch, shortest first."""
+    batches = []
+    for task_index, examples in enumerate(split.tasks.values()):
+        count = min(examples_per_task, len(examples))
+        order = sorted(range(count), key=lambda i: examples.lengths[i])
+        for start in range(0, count, batch_size):
+            sequences = []
+            for i in order[start : start + batch_size]:
+                ids, mask = examples.example(i)
+                sequences.append(TrainSequence(ids, mask, np.full(len(ids), task_index, dtype=np.int16)))
+            batches.append(collate(sequences, pad_id))
+    return batches

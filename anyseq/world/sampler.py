@@ -1,0 +1,70 @@
+"""Draws the world's content for one split, keeping held-out attributes out of the others.
+
+Every generator and the dialogue writer draw scenes, melodies, speakers and
+colour-shape or instrument-mode pairs through a `WorldSampler`; which held-out sets it
+draws from depends only on the split, so no held-out combination can leak into train.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from anyseq.world import images, music
+from anyseq.world.config import HELDOUT_PREFIX, WorldConfig
+from anyseq.world.speech import VOICES, sample_delivery
+
+
+def shard_rng(seed: int, *key: object) -> random.Random:
+    """An RNG that depends only on the seed and the key (e.g. source, split, shard), never on
+    which worker runs it or in which order."""
+    return random.Random("/".join(map(str, (seed, *key))))  # str seeds are hashed with SHA-512
+
+
+class WorldSampler:
+    """Split-aware draws. In `heldout_colour_shape` every scene has a held-out pair; in
+    `heldout_voice` every speaker is held out; in `heldout_melody` every melody has a held-out
+    instrument-mode pair; in `heldout_attributes` all three; in other splits none."""
+
+    def __init__(self, config: WorldConfig, split: str, rng: random.Random) -> None:
+        self.config = config
+        self.split = split
+        self.rng = rng
+        kind = split.removeprefix(HELDOUT_PREFIX) if split.startswith(HELDOUT_PREFIX) else None
+        self.heldout_scenes = kind in ("colour_shape", "attributes")
+        self.heldout_voices = kind in ("voice", "attributes")
+        self.heldout_melodies = kind in ("melody", "attributes")
+        held = config.heldout
+        self.colour_shape_pairs = frozenset(held.colour_shape)
+        self.instrument_mode_pairs = frozenset(held.instrument_mode)
+        self.voices = tuple(v for v in VOICES if (v in held.voices) == self.heldout_voices)
+
+    def scene(self, two_objects: bool | None = None) -> dict[str, Any]:
+        fraction = self.config.two_object_fraction if two_objects is None else float(two_objects)
+        return images.sample_scene(self.rng, self.colour_shape_pairs, self.heldout_scenes, fraction)
+
+    def colour_shape(self) -> tuple[str, str]:
+        """A (colour, shape) pair this split may mention."""
+        while True:
+            pair = (self.rng.choice(list(images.COLOURS)), self.rng.choice(images.SHAPES))
+            if (pair in self.colour_shape_pairs) == self.heldout_scenes:
+                return pair
+
+    def melody(self, **fixed: Any) -> dict[str, Any]:
+        return music.sample_melody(
+            self.rng, self.instrument_mode_pairs, self.heldout_melodies, self.config.music.seconds, **fixed
+        )
+
+    def instrument_mode(self) -> tuple[str, str]:
+        """An (instrument, mode) pair this split may mention."""
+        while True:
+            pair = (self.rng.choice(music.MELODY_INSTRUMENTS), self.rng.choice(list(music.MODES)))
+            if (pair in self.instrument_mode_pairs) == self.heldout_melodies:
+                return pair
+
+    def allows(self, colour: str, shape: str) -> bool:
+        return ((colour, shape) in self.colour_shape_pairs) == self.heldout_scenes
+
+    def delivery(self) -> dict[str, Any]:
+        speech = self.config.speech
+        return sample_delivery(self.rng, self.voices, speech.rate, speech.pitch)
