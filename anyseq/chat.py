@@ -30,11 +30,19 @@ HELP = __doc__.split("\n\n")[1]
 class ChatSession:
     """The state of one terminal chat: the conversation, pending attachments, the voice."""
 
-    def __init__(self, model: AnySeq, out_dir: Path, console: Console, max_new_tokens: int = 512) -> None:
+    def __init__(
+        self,
+        model: AnySeq,
+        out_dir: Path,
+        console: Console,
+        max_new_tokens: int = 512,
+        seed: int | None = None,
+    ) -> None:
         self.model = model
         self.out_dir = out_dir
         self.console = console
         self.max_new_tokens = max_new_tokens
+        self.seed = seed
         self.conversation = Conversation([], model.system)
         self.pending: list[Part] = []
         self.voice_path: Path | None = None
@@ -138,6 +146,7 @@ class ChatSession:
                 voice=self.voice_path,
                 respond_with=self.respond_with,
                 max_new_tokens=self.max_new_tokens,
+                seed=None if self.seed is None else self.seed + self.replies,
             )
         except (ValueError, MediaError) as error:
             self.conversation.messages.pop()
@@ -146,6 +155,8 @@ class ChatSession:
         self.pending, self.respond_with = [], None
         self.replies += 1
         self.conversation.messages.append(reply.to_message())
+        if not reply.text and not reply.media:
+            self.console.print(f"[yellow]the reply is empty (stopped by {reply.finish_reason})[/yellow]")
         for index, part in enumerate(reply.parts):
             if isinstance(part, MediaOutput):
                 path = part.save(self.out_dir / f"reply{self.replies:03d}_{index}{EXTENSIONS[part.modality]}")
@@ -161,10 +172,11 @@ def run_chat(
     console: Console,
     interactive: bool,
     max_new_tokens: int = 512,
+    seed: int | None = None,
 ) -> None:
     model = AnySeq.from_pretrained(model_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    session = ChatSession(model, out_dir, console, max_new_tokens)
+    session = ChatSession(model, out_dir, console, max_new_tokens, seed)
     console.print(f"AnySeq chat: {model_dir} ({', '.join(model.modalities)}); /help for commands")
     for line in lines:
         if not interactive:

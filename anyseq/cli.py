@@ -114,6 +114,7 @@ def chat(
     model: Annotated[Path, typer.Option(help="an AnySeq checkpoint directory")],
     out: Annotated[Path, typer.Option(help="where media replies are written")] = Path("runs/chat"),
     max_new_tokens: Annotated[int, typer.Option(help="the longest reply, in tokens")] = 512,
+    seed: Annotated[int | None, typer.Option(help="make the replies reproducible")] = None,
 ) -> None:
     """Terminal any-to-any chat (reads a pipe too). /help lists the commands."""
     from rich.console import Console
@@ -124,7 +125,7 @@ def chat(
     console = Console(soft_wrap=not interactive)
     lines = iter(lambda: console.input("[bold]you[/bold] > "), None) if interactive else sys.stdin
     try:
-        run_chat(model, out, lines, console, interactive, max_new_tokens)
+        run_chat(model, out, lines, console, interactive, max_new_tokens, seed)
     except (EOFError, KeyboardInterrupt):
         console.print()
 

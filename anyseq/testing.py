@@ -52,7 +52,11 @@ def random_checkpoint(
     layout = VocabLayout(train_bpe(list(texts) * 10, text_vocab_size), [t.spec for t in tokenizers.values()])
     overrides = {"context_length": context_length} if context_length else {}
     model = build_model(
-        BackboneConfig.from_name(backbone, **overrides), layout.vocab_size, layout.bos_id, layout.eos_id, layout.pad_id
+        BackboneConfig.from_name(backbone, **overrides),
+        layout.vocab_size,
+        layout.bos_id,
+        layout.eos_id,
+        layout.pad_id,
     )
     return save_checkpoint(
         AnySeqCheckpoint(model, layout, tokenizers, metadata={"backbone": backbone}), directory

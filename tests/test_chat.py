@@ -30,7 +30,9 @@ def run_chat(checkpoint, out_dir, lines: list[str]) -> str:
             "--out",
             str(out_dir),
             "--max-new-tokens",
-            "40",
+            "80",  # longer than a whole speech span (50) or image span (16)
+            "--seed",
+            "0",
         ],
         input="\n".join(lines) + "\n",
         capture_output=True,
@@ -67,7 +69,7 @@ def test_three_turn_dialogue_with_media_in_and_out(checkpoint, tmp_path):
     assert "attached image" in stdout and "attached music" in stdout
     assert stdout.count("AnyGPT") >= 3
     speech, image = sorted(out.glob("reply002_*.wav")), sorted(out.glob("reply003_*.png"))
-    assert speech and image
+    assert speech and image, stdout
     samples, rate = soundfile.read(speech[0])
     assert rate == 16000 and len(samples) > 0
     assert Image.open(image[0]).size == (64, 64)
