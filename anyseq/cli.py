@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from anyseq.evaluation.cli import eval_command
+from anyseq.serve.cli import serve
 from anyseq.training.cli import app as train_app
 from anyseq.world.cli import app as data_app
 
@@ -25,6 +27,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(tokenizer_app, name="tokenizer")
 app.add_typer(bench_app, name="bench")
+app.command("eval")(eval_command)
+app.command("serve")(serve)
 
 # modality -> "module:function" of its tokenizer trainer and evaluator.
 TOKENIZER_TRAINERS = {
@@ -128,6 +132,19 @@ def chat(
         run_chat(model, out, lines, console, interactive, max_new_tokens, seed)
     except (EOFError, KeyboardInterrupt):
         console.print()
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="where every step's output is kept (and resumed from)")] = Path(
+        "runs/demo"
+    ),
+    preset: Annotated[str, typer.Option(help="world, tokenizer and model size")] = "tiny",
+) -> None:
+    """The main job: build AnyWorld, train the tokenizers and both stages, evaluate, showcase."""
+    from anyseq.demo import run_demo
+
+    run_demo(out, preset)
 
 
 if __name__ == "__main__":

@@ -44,8 +44,12 @@ def tokenizers():
     """image: 16 tokens of a 512 codebook; speech: K=1; music: K=4 (frame-major)."""
     return {
         "image": build_tokenizer("grid-image", grid=4, levels=8),
-        "speech": build_tokenizer("band-audio", modality="speech", num_codebooks=1, codebook_size=64, max_seconds=1.0),
-        "music": build_tokenizer("band-audio", modality="music", num_codebooks=4, codebook_size=32, max_seconds=0.4),
+        "speech": build_tokenizer(
+            "band-audio", modality="speech", num_codebooks=1, codebook_size=64, max_seconds=1.0
+        ),
+        "music": build_tokenizer(
+            "band-audio", modality="music", num_codebooks=4, codebook_size=32, max_seconds=0.4
+        ),
     }
 
 
@@ -60,3 +64,14 @@ def model(layout):
     return build_model(
         BackboneConfig.from_name("test"), layout.vocab_size, layout.bos_id, layout.eos_id, layout.pad_id
     ).eval()
+
+
+@pytest.fixture(scope="session")
+def micro_world(tmp_path_factory):
+    """A built AnyWorld at the `micro` preset (tens of items per modality), shared by the session."""
+    from anyseq.world.build import build_world
+    from anyseq.world.config import WorldConfig
+
+    out = tmp_path_factory.mktemp("world") / "micro"
+    build_world(WorldConfig.from_preset("micro"), out, workers=1, progress=False)
+    return out

@@ -1,0 +1,44 @@
+"""The demo's showcase page: built from a checkpoint and a world, opened in headless Chromium."""
+
+import shutil
+
+import pytest
+
+from anyseq.showcase import build_showcase
+from anyseq.testing import random_checkpoint
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.mark.slow
+def test_showcase_page_loads_its_images_and_audio_in_chromium(micro_world, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    model = random_checkpoint(tmp_path / "model", context_length=1024)
+    report = tmp_path / "report.json"
+    report.write_text('{"entries": [{"task": "caption", "split": "test", "n": 3, "metric": "cider", "value": 0.5, "ceiling": 1.0}]}')
+    page_path = build_showcase(model, micro_world, report, tmp_path / "showcase")
+    summary = (tmp_path / "showcase" / "showcase.json").read_text()
+    for direction in ["caption", "draw", "transcribe", "speak", "voice", "describe", "compose", "chat", "Dialogue"]:
+        assert direction in summary
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(page_path.as_uri())
+        page.wait_for_load_state("load")
+        images = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth)")
+        page.wait_for_function("[...document.querySelectorAll('audio')].every(a => a.readyState >= 1)", timeout=30_000)
+        durations = page.eval_on_selector_all("audio", "els => els.map(e => e.duration)")
+        page.screenshot(path=str(tmp_path / "showcase.png"), full_page=True)
+        table = page.inner_text("table")
+        browser.close()
+    assert len(images) >= 3 and all(width > 0 for width in images)
+    assert len(durations) >= 8 and all(d > 0 for d in durations)
+    assert "cider" in table and "0.500" in table
