@@ -132,6 +132,7 @@ class AnySeq:
         seed: int | None = None,
         sampling: Mapping[str, SamplingConfig] | None = None,
         on_part: Callable[[int, Part], None] | None = None,
+        on_token: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[Reply]:
         """One reply per conversation, generated together (left-padded batch)."""
@@ -143,7 +144,7 @@ class AnySeq:
                 self.checkpoint.model, self.layout, {**self.checkpoint.sampling, **sampling}
             )
         results = engine.generate(
-            prompts, max_new_tokens, seed=seed, on_part=on_part, should_stop=should_stop
+            prompts, max_new_tokens, seed=seed, on_token=on_token, on_part=on_part, should_stop=should_stop
         )
         return [Reply([self._decode(p, voice) for p in r.parts], r.ids, r.finish_reason) for r in results]
 

@@ -59,14 +59,20 @@ class BackboneConfig:
 
 PRESETS: dict[str, BackboneConfig] = {
     # ~8M parameters with a ~4k vocabulary: about 2,000 tokens/s of training on 2 CPU cores.
-    "tiny": BackboneConfig(hidden_size=256, num_layers=6, num_heads=4, intermediate_size=688, context_length=512),
-    "small": BackboneConfig(hidden_size=384, num_layers=8, num_heads=6, intermediate_size=1024, context_length=1024),
+    "tiny": BackboneConfig(
+        hidden_size=256, num_layers=6, num_heads=4, intermediate_size=688, context_length=512
+    ),
+    "small": BackboneConfig(
+        hidden_size=384, num_layers=8, num_heads=6, intermediate_size=1024, context_length=1024
+    ),
     # LLaMA-2-7B's shape; AnyGPT pretrained with blocks of 4500 tokens.
     "anygpt-7b": BackboneConfig(
         hidden_size=4096, num_layers=32, num_heads=32, intermediate_size=11008, context_length=4500
     ),
     # For unit tests: 2 layers, width 32.
-    "test": BackboneConfig(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, context_length=256),
+    "test": BackboneConfig(
+        hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, context_length=256
+    ),
 }
 
 
@@ -74,7 +80,9 @@ def padded_vocab_size(vocab_size: int, multiple: int = VOCAB_MULTIPLE) -> int:
     return -(-vocab_size // multiple) * multiple
 
 
-def build_model(config: BackboneConfig, vocab_size: int, bos_id: int, eos_id: int, pad_id: int) -> LlamaForCausalLM:
+def build_model(
+    config: BackboneConfig, vocab_size: int, bos_id: int, eos_id: int, pad_id: int
+) -> LlamaForCausalLM:
     """A randomly initialised LLaMA whose vocabulary covers `vocab_size` ids (padded)."""
     return LlamaForCausalLM(config.to_llama(vocab_size, bos_id, eos_id, pad_id))
 
@@ -90,7 +98,9 @@ def grow_vocabulary(model: PreTrainedModel, vocab_size: int) -> PreTrainedModel:
         return model
     model.resize_token_embeddings(new, mean_resizing=False)
     with torch.no_grad():
-        for matrix in {id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
+        for matrix in {
+            id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings())
+        }.values():
             weight = matrix.weight  # (V, C)
             weight[old:] = weight[:old].mean(dim=0, keepdim=True)
         head = model.get_output_embeddings()
@@ -104,7 +114,9 @@ def load_backbone(directory: str | Path, vocab_size: int | None = None, dtype: t
     directory = Path(directory)
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"{directory}: not a Hugging Face model directory (no config.json)")
-    model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, dtype=dtype, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        directory, local_files_only=True, dtype=dtype, use_safetensors=True
+    )
     if vocab_size is not None:
         grow_vocabulary(model, vocab_size)
     return model

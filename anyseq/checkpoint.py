@@ -96,7 +96,9 @@ def read_layout(directory: str | Path) -> tuple[VocabLayout, dict[str, Any]]:
         raise FileNotFoundError(f"{directory}: not an AnySeq checkpoint; missing {', '.join(missing)}")
     meta = json.loads((directory / ANYSEQ_FILE).read_text())
     if meta.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{directory / ANYSEQ_FILE}: format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+        raise ValueError(
+            f"{directory / ANYSEQ_FILE}: format {meta.get('format')!r}, expected {FORMAT_VERSION}"
+        )
     full = Tokenizer.from_file(str(directory / "tokenizer.json"))
     return VocabLayout.from_dict(meta["layout"], full), meta
 
@@ -105,10 +107,14 @@ def load_checkpoint(directory: str | Path, dtype: torch.dtype | None = None) -> 
     directory = Path(directory)
     layout, meta = read_layout(directory)
     tokenizers = {name: load_tokenizer(directory / sub) for name, sub in meta["modalities"].items()}
-    model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, dtype=dtype, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        directory, local_files_only=True, dtype=dtype, use_safetensors=True
+    )
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < layout.vocab_size:
-        raise ValueError(f"{directory}: the model has {rows} embedding rows, its vocabulary {layout.vocab_size}")
+        raise ValueError(
+            f"{directory}: the model has {rows} embedding rows, its vocabulary {layout.vocab_size}"
+        )
     for name, tokenizer in tokenizers.items():
         if tokenizer.spec != layout.spec(name):
             raise ValueError(
@@ -122,4 +128,3 @@ def load_checkpoint(directory: str | Path, dtype: torch.dtype | None = None) -> 
         sampling=sampling_from_dict(meta.get("sampling", {})),
         metadata=meta.get("metadata", {}),
     )
-

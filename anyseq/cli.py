@@ -18,12 +18,14 @@ import typer
 from anyseq.evaluation.cli import eval_command
 from anyseq.serve.cli import serve
 from anyseq.training.cli import app as train_app
+from anyseq.training.cli import tokenize_command
 from anyseq.world.cli import app as data_app
 
 app = typer.Typer(help="AnySeq: any-to-any multimodal language modelling (AnyGPT).", no_args_is_help=True)
 tokenizer_app = typer.Typer(help="Train and evaluate the modality tokenizers.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks; each writes a JSON file.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+data_app.command("tokenize")(tokenize_command)
 app.add_typer(train_app, name="train")
 app.add_typer(tokenizer_app, name="tokenizer")
 app.add_typer(bench_app, name="bench")
@@ -34,7 +36,7 @@ app.command("serve")(serve)
 TOKENIZER_TRAINERS = {
     "image": "anyseq.tokenizers.image_train:train_image_tokenizer",
     "speech": "anyseq.tokenizers.speech_train:train_speech_tokenizer",
-    "music": "anyseq.tokenizers.audio_train:train_music_tokenizer",
+    "music": "anyseq.tokenizers.music_train:train_music_tokenizer",
 }
 TOKENIZER_EVALUATORS = {
     "image": "anyseq.tokenizers.image_eval:evaluate_image_tokenizer",

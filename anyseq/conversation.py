@@ -63,7 +63,11 @@ class Media:
         if self.codes is not None:
             return self.codes
         if self.source is None:
-            what = f"only a description ({self.description!r})" if self.description else "neither codes nor source"
+            what = (
+                f"only a description ({self.description!r})"
+                if self.description
+                else "neither codes nor source"
+            )
             raise ValueError(f"{self.modality} part has {what}; render it to media first")
         if self.modality not in tokenizers:
             raise ValueError(f"no tokenizer for modality {self.modality!r}; have {sorted(tokenizers)}")
@@ -122,7 +126,9 @@ class Conversation:
 
         return {
             "system": self.system,
-            "messages": [{"role": m.role, "content": [part_dict(p) for p in m.content]} for m in self.messages],
+            "messages": [
+                {"role": m.role, "content": [part_dict(p) for p in m.content]} for m in self.messages
+            ],
         }
 
     @classmethod

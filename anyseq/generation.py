@@ -116,7 +116,10 @@ class GenerationEngine:
 
         # Settings per mode: index 0 is text, then one per modality in layout order.
         self._mode_index = {None: 0, **{name: i + 1 for i, name in enumerate(layout.ranges)}}
-        modes = [self.sampling["text"], *(self.sampling.get(name, SamplingConfig()) for name in layout.ranges)]
+        modes = [
+            self.sampling["text"],
+            *(self.sampling.get(name, SamplingConfig()) for name in layout.ranges),
+        ]
         self._set_mode_settings(modes)
 
     def _set_mode_settings(self, modes: Sequence[SamplingConfig]) -> None:
@@ -219,7 +222,9 @@ class GenerationEngine:
                 )
             bad = [t for t in prompt if not 0 <= t < self.layout.vocab_size]
             if bad:
-                raise ValueError(f"prompt {index}: ids {bad[:5]} are outside the vocabulary [0, {self.layout.vocab_size})")
+                raise ValueError(
+                    f"prompt {index}: ids {bad[:5]} are outside the vocabulary [0, {self.layout.vocab_size})"
+                )
         batch, longest = len(prompts), max(len(p) for p in prompts)
         steps = min(max_new_tokens, self.context_length - longest)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None

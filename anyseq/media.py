@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import soundfile
@@ -73,11 +73,18 @@ def load_image(source: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
     """
     name = _describe(source)
     if isinstance(source, np.ndarray):
-        if source.ndim not in (2, 3) or source.dtype != np.uint8:
-            raise MediaError(f"{name}: expected an HxW or HxWxC uint8 array, got {source.dtype} {source.shape}")
-        image = Image.fromarray(source)
+        if source.dtype != np.uint8 or not (
+            source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4))
+        ):
+            raise MediaError(
+                f"{name}: expected an HxW or HxWxC uint8 array with C in (1, 3, 4), "
+                f"got {source.dtype} {source.shape}"
+            )
+        image = Image.fromarray(source[..., 0] if source.ndim == 3 and source.shape[2] == 1 else source)
     elif isinstance(source, Image.Image):
         image = source
+    elif not isinstance(source, str | Path | bytes | bytearray):
+        raise MediaError(f"{name}: expected a path, bytes, PIL image or uint8 array")
     else:
         data = _read_bytes(source, name)
         try:
@@ -94,11 +101,36 @@ def load_image(source: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
             raise MediaError(f"{name}: not a readable image ({error})") from error
     if image.width * image.height > max_pixels:
         raise MediaError(f"{name}: {image.width}x{image.height} pixels exceeds the limit of {max_pixels}")
+    if image.width == 0 or image.height == 0:
+        raise MediaError(f"{name}: image has no pixels ({image.width}x{image.height})")
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     return image.convert("RGB")
+
+
+def fit_image(image: Image.Image, size: int, fit: Literal["crop", "pad", "stretch"] = "crop") -> Image.Image:
+    """An RGB image as `size` x `size` px; an image already that size is returned unchanged.
+
+    "crop" scales the short side to `size` and keeps the centre, "pad" scales the long
+    side to `size` and centres the image on white, "stretch" ignores the aspect ratio.
+    """
+    if image.size == (size, size):
+        return image
+    if fit == "stretch":
+        return image.resize((size, size), Image.Resampling.LANCZOS)
+    scale = size / (min(image.size) if fit == "crop" else max(image.size))
+    width, height = (max(1, round(side * scale)) for side in image.size)
+    resized = image.resize((width, height), Image.Resampling.LANCZOS)
+    if fit == "crop":
+        left, top = (width - size) // 2, (height - size) // 2
+        return resized.crop((left, top, left + size, top + size))
+    if fit == "pad":
+        canvas = Image.new("RGB", (size, size), (255, 255, 255))
+        canvas.paste(resized, ((size - width) // 2, (size - height) // 2))
+        return canvas
+    raise ValueError(f"fit must be 'crop', 'pad' or 'stretch', got {fit!r}")
 
 
 def load_audio(

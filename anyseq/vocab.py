@@ -59,7 +59,9 @@ def load_text_tokenizer(directory: str | Path) -> Tokenizer:
 def _without_added_tokens(tokenizer: Tokenizer, keep_below: int | None = None) -> Tokenizer:
     """A copy of `tokenizer` whose added tokens (all, or those with id >= keep_below) are dropped."""
     data = json.loads(tokenizer.to_str())
-    data["added_tokens"] = [t for t in data["added_tokens"] if keep_below is not None and t["id"] < keep_below]
+    data["added_tokens"] = [
+        t for t in data["added_tokens"] if keep_below is not None and t["id"] < keep_below
+    ]
     return Tokenizer.from_str(json.dumps(data))
 
 
@@ -203,7 +205,9 @@ class VocabLayout:
     def full_tokenizer(self) -> Tokenizer:
         """The text tokenizer plus every special and modality token, ids matching this layout."""
         full = Tokenizer.from_str(self.text_tokenizer.to_str())
-        new_specials = [t for t, i in sorted(self.special_ids.items(), key=lambda kv: kv[1]) if i >= self.text_size]
+        new_specials = [
+            t for t, i in sorted(self.special_ids.items(), key=lambda kv: kv[1]) if i >= self.text_size
+        ]
         full.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in new_specials])
         for r in self.ranges.values():
             names = [r.spec.token_name(i) for i in range(r.spec.size)]

@@ -2,7 +2,14 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from anyseq.backbone import PRESETS, BackboneConfig, build_model, count_parameters, load_backbone, padded_vocab_size
+from anyseq.backbone import (
+    PRESETS,
+    BackboneConfig,
+    build_model,
+    count_parameters,
+    load_backbone,
+    padded_vocab_size,
+)
 
 
 def test_presets_have_the_documented_shapes():

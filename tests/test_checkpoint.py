@@ -36,7 +36,13 @@ def test_plain_transformers_load_it(saved, model, layout):
     assert torch.equal(auto(ids).logits, model(ids).logits)
     tokenizer = AutoTokenizer.from_pretrained(saved, local_files_only=True)
     image, music = layout.ranges["image"].start, layout.ranges["music"].start
-    ids = [layout.start_of("image"), image + 17, layout.end_of("image"), music + 32 + 5, layout.special("<eom>")]
+    ids = [
+        layout.start_of("image"),
+        image + 17,
+        layout.end_of("image"),
+        music + 32 + 5,
+        layout.special("<eom>"),
+    ]
     assert tokenizer.decode(ids) == "<soim><img_17><eoim><mu1_5><eom>"
     assert tokenizer.bos_token == "<s>" and tokenizer.pad_token_id == layout.pad_id
     assert len(tokenizer) == layout.vocab_size

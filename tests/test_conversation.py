@@ -38,7 +38,12 @@ def conversations(draw, layout):
                     else draw(st.integers(1, spec.max_frames))
                 )
                 seed = draw(st.integers(0, 2**16))
-                codes = torch.randint(0, spec.codebook_size, (spec.num_codebooks, frames), generator=torch.Generator().manual_seed(seed))
+                codes = torch.randint(
+                    0,
+                    spec.codebook_size,
+                    (spec.num_codebooks, frames),
+                    generator=torch.Generator().manual_seed(seed),
+                )
                 parts.append(Media(name, codes=codes))
         messages.append(Message("user" if turn % 2 == 0 else "assistant", parts))
     system = draw(st.one_of(st.none(), TEXTS.filter(lambda s: "\n" not in s and s)))
@@ -83,7 +88,9 @@ def test_loss_mask_covers_exactly_the_assistant_turns(layout, data):
 def test_render_encodes_media_sources(layout, tokenizers):
     image = np.zeros((32, 32, 3), dtype=np.uint8)
     image[:, :, 0] = 255
-    conversation = Conversation([Message("user", [Text("Describe this."), Media("image", source=image)])], None)
+    conversation = Conversation(
+        [Message("user", [Text("Describe this."), Media("image", source=image)])], None
+    )
     ids = render(conversation, layout, tokenizers).ids.tolist()
     start = ids.index(layout.start_of("image"))
     span = ids[start + 1 : ids.index(layout.end_of("image"))]

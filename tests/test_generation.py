@@ -50,7 +50,9 @@ def assert_well_formed(result, layout, forced: str | None):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10_000), forced=st.sampled_from([None, "image", "speech", "music"]), data=st.data())
+@given(
+    seed=st.integers(0, 10_000), forced=st.sampled_from([None, "image", "speech", "music"]), data=st.data()
+)
 def test_random_model_always_yields_well_formed_spans(model, layout, seed, forced, data):
     sampling = {name: data.draw(SAMPLING) for name in ["text", "image", "speech", "music"]}
     engine = GenerationEngine(model, layout, sampling)
@@ -73,7 +75,9 @@ def test_constraints_hold_against_a_model_that_wants_to_end_or_stray(model, layo
     assert len(span) == expected
     assert_well_formed(result, layout, modality)
 
-    unconstrained = GenerationEngine(model, layout, {modality: SamplingConfig(temperature=0.0)}, constrain=False)
+    unconstrained = GenerationEngine(
+        model, layout, {modality: SamplingConfig(temperature=0.0)}, constrain=False
+    )
     (free,) = unconstrained.generate([prompt(layout, modality)], max_new_tokens=5)
     assert free.ids[0] == layout.end_of(modality)  # the same model, unconstrained, breaks the span
     if modality == "image":
@@ -92,7 +96,12 @@ def test_audio_span_closes_at_its_maximum(model, layout):
 def test_batched_left_padded_greedy_equals_one_by_one(model, layout):
     greedy = {name: SamplingConfig(temperature=0.0) for name in ["text", "image", "speech", "music"]}
     engine = GenerationEngine(model, layout, greedy)
-    prompts = [prompt(layout), prompt(layout, "image"), prompt(layout)[:4] + prompt(layout), prompt(layout, "music")]
+    prompts = [
+        prompt(layout),
+        prompt(layout, "image"),
+        prompt(layout)[:4] + prompt(layout),
+        prompt(layout, "music"),
+    ]
     batched = engine.generate(prompts, max_new_tokens=30)
     for p, together in zip(prompts, batched, strict=True):
         (alone,) = engine.generate([p], max_new_tokens=30)

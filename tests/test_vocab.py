@@ -27,7 +27,9 @@ def test_to_global_to_local_round_trip(bpe, specs, data):
     layout = VocabLayout(bpe, specs)
     seen = set(range(layout.text_size)) | set(layout.special_ids.values())
     for spec in specs:
-        local = torch.tensor(data.draw(st.lists(st.integers(0, spec.size - 1), max_size=30)), dtype=torch.long)
+        local = torch.tensor(
+            data.draw(st.lists(st.integers(0, spec.size - 1), max_size=30)), dtype=torch.long
+        )
         ids = layout.to_global(spec.name, local)
         assert torch.equal(layout.to_local(spec.name, ids), local)
         r = layout.ranges[spec.name]

@@ -19,13 +19,12 @@ Every judge must also be scored on the original clips: that score is its ceiling
 
 from __future__ import annotations
 
+import difflib
 import json
-import math
 import re
 import tempfile
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,9 @@ def normalize_text(text: str) -> str:
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     """Corpus WER (jiwer) after `normalize_text`; an empty hypothesis counts as all deletions."""
     if len(references) != len(hypotheses) or not references:
-        raise ValueError(f"need as many hypotheses as references (>0), got {len(hypotheses)} and {len(references)}")
+        raise ValueError(
+            f"need as many hypotheses as references (>0), got {len(hypotheses)} and {len(references)}"
+        )
     references = [normalize_text(r) for r in references]
     if not all(references):
         raise ValueError("a reference transcript is empty after normalisation")
@@ -109,6 +110,10 @@ def sentence_grammar(sentences: Iterable[str], name: str = "world") -> str:
             body = f"[ {body} ]"  # the sentence may end here or go on
         lines.append(f"{'public ' if state == start else ''}<s{state}> = {body};")
     return "\n".join(lines) + "\n"
+
+
+def _same_settings(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(saved.get(key) == value for key, value in wanted.items())
 
 
 def _dictionary_words() -> set[str]:
@@ -170,7 +175,7 @@ class RecognizerConfig:
     blocks: int = 4  # residual convolution blocks after the stride-2 input convolution
     kernel_size: int = 5
     rnn_hidden: int = 128  # per direction of the bidirectional GRU
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 16
     learning_rate: float = 2e-3
     max_noise: float = 0.01  # each training clip gets Gaussian noise of std U(0, max_noise)
@@ -180,7 +185,10 @@ class RecognizerConfig:
 
     @classmethod
     def preset(cls, name: str) -> RecognizerConfig:
-        presets = {"tiny": {}, "test": {"channels": 32, "blocks": 1, "rnn_hidden": 32, "steps": 30, "batch_size": 4}}
+        presets = {
+            "tiny": {},
+            "test": {"channels": 32, "blocks": 1, "rnn_hidden": 32, "steps": 30, "batch_size": 4},
+        }
         if name not in presets:
             raise ValueError(f"unknown recognizer preset {name!r}; known: {sorted(presets)}")
         return cls(**presets[name])
@@ -218,11 +226,17 @@ class _Block(nn.Module):
 
 
 class CTCRecognizer(nn.Module):
-    """log-mel -> stride-2 conv -> residual conv blocks -> BiGRU -> characters, decoded greedily."""
+    """log-mel -> stride-2 conv -> residual conv blocks -> BiGRU -> characters, decoded greedily.
 
-    def __init__(self, config: RecognizerConfig) -> None:
+    With a `vocabulary` (the words of the training transcripts), each decoded word is
+    replaced by the closest vocabulary word (difflib), a lexicon as in any closed-vocabulary
+    recognizer: spelling slips of a small character model then cost nothing.
+    """
+
+    def __init__(self, config: RecognizerConfig, vocabulary: Sequence[str] = ()) -> None:
         super().__init__()
         c = self.config = config
+        self.vocabulary = sorted(set(vocabulary))
         self.features = LogMel(c.n_fft, c.hop, c.n_mels)
         self.subsample = nn.Conv1d(c.n_mels, c.channels, 5, stride=2, padding=2)
         self.blocks = nn.Sequential(*(_Block(c.channels, c.kernel_size) for _ in range(c.blocks)))
@@ -249,7 +263,12 @@ class CTCRecognizer(nn.Module):
             frames = self.output_frames(lengths)
             best = self(self.features(audio, lengths // self.config.hop + 1)).argmax(-1)  # (B, T')
             texts.extend(_greedy(row[:n].tolist()) for row, n in zip(best, frames.tolist(), strict=True))
-        return texts
+        return [self._snap(text) for text in texts] if self.vocabulary else texts
+
+    def _snap(self, text: str) -> str:
+        return " ".join(
+            difflib.get_close_matches(w, self.vocabulary, n=1, cutoff=0.0)[0] for w in text.split()
+        )
 
     def transcribe(self, audio: Any) -> str:
         return self.transcribe_batch([audio])[0]
@@ -257,14 +276,16 @@ class CTCRecognizer(nn.Module):
     def save(self, directory: str | Path) -> Path:
         with atomic_directory(directory) as temp:
             save_file({k: v.contiguous() for k, v in self.state_dict().items()}, temp / "model.safetensors")
-            atomic_write_json(temp / "config.json", {"kind": "ctc-recognizer", **asdict(self.config)})
+            config = {"kind": "ctc-recognizer", **asdict(self.config), "vocabulary": self.vocabulary}
+            atomic_write_json(temp / "config.json", config)
         return Path(directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> CTCRecognizer:
         config = json.loads((Path(directory) / "config.json").read_text())
         config.pop("kind")
-        model = cls(RecognizerConfig(**config))
+        vocabulary = config.pop("vocabulary")
+        model = cls(RecognizerConfig(**config), vocabulary)
         model.load_state_dict(load_file(Path(directory) / "model.safetensors"))
         return model.eval()
 
@@ -320,7 +341,7 @@ def train_ctc_recognizer(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     clips = [_samples(a) for a in audios]
-    model = CTCRecognizer(config).train()
+    model = CTCRecognizer(config, [w for t in texts for w in normalize_text(t).split()]).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-2)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=config.steps)
     writer = SummaryWriter(str(log_dir)) if log_dir is not None else None
@@ -375,7 +396,9 @@ class SpeakerClassifier:
     bias: np.ndarray  # (C,)
 
     @classmethod
-    def fit(cls, audios: Sequence[Any], speakers: Sequence[str], regularization: float = 1.0) -> SpeakerClassifier:
+    def fit(
+        cls, audios: Sequence[Any], speakers: Sequence[str], regularization: float = 1.0
+    ) -> SpeakerClassifier:
         """Train on real clips and their speaker labels (deterministic)."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
@@ -385,7 +408,12 @@ class SpeakerClassifier:
         features = np.stack([speaker_features(a) for a in tqdm(audios, desc="speaker features", leave=False)])
         scaler = StandardScaler().fit(features)
         model = LogisticRegression(C=regularization, max_iter=5000).fit(scaler.transform(features), speakers)
-        return cls(list(model.classes_), scaler.mean_, scaler.scale_, model.coef_, model.intercept_)
+        weights, bias = model.coef_, model.intercept_
+        if (
+            len(model.classes_) == 2
+        ):  # scikit-learn keeps one row for two classes: logits [0, z] are the same model
+            weights, bias = np.vstack([np.zeros_like(weights), weights]), np.concatenate([[0.0], bias])
+        return cls(list(model.classes_), scaler.mean_, scaler.scale_, weights, bias)
 
     def scores(self, audios: Sequence[Any]) -> np.ndarray:
         """(N, C) class scores (logits)."""
@@ -408,3 +436,70 @@ class SpeakerClassifier:
         config = json.loads((Path(directory) / "config.json").read_text())
         arrays = load_arrays(str(Path(directory) / "model.safetensors"))
         return cls(config["speakers"], arrays["mean"], arrays["scale"], arrays["weights"], arrays["bias"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The three judges of a world, built once and cached
+
+
+@dataclass
+class SpeechJudges:
+    """The grammar recognizer, the CTC recognizer and the speaker classifier of one speech corpus."""
+
+    grammar: GrammarRecognizer
+    recognizer: CTCRecognizer
+    speaker: SpeakerClassifier
+
+    @classmethod
+    def for_world(
+        cls,
+        data_dir: str | Path,
+        cache_dir: str | Path | None = None,
+        recognizer: RecognizerConfig | None = None,
+        speaker_label: str = "voice",
+    ) -> SpeechJudges:
+        """Judges of AnyWorld speech in `data_dir`: the grammar holds every split's transcripts;
+        the recognizer and the speaker classifier learn from the real "train" clips only.
+
+        Trained judges are kept in `cache_dir` (default `data_dir/judges/speech`) and reused;
+        a cached recognizer is retrained when `recognizer` is given and differs from it.
+        """
+        from anyseq.world.dataset import iter_items, read_manifest
+
+        data_dir = Path(data_dir)
+        cache = Path(cache_dir) if cache_dir is not None else data_dir / "judges" / "speech"
+        splits = [s for s in read_manifest(data_dir)["splits"] if s in ("train", "validation", "test")]
+        sentences = {
+            item.text for split in [*splits, "heldout"] for item in iter_items(data_dir, "speech", split)
+        }
+        grammar = GrammarRecognizer(sentences)
+        items = None  # the train split, read only if a judge must be trained
+        saved = cache / "recognizer" / "config.json"
+        wanted = asdict(recognizer) if recognizer is not None else {}  # None: whatever is cached
+        if saved.is_file() and _same_settings(json.loads(saved.read_text()), wanted):
+            model = CTCRecognizer.load(cache / "recognizer")
+        else:
+            items = list(iter_items(data_dir, "speech", "train"))
+            audios, texts = [i.media for i in items], [i.text for i in items]
+            model = train_ctc_recognizer(audios, texts, recognizer, log_dir=cache / "tensorboard")
+            model.save(cache / "recognizer")
+        if (cache / "speaker" / "config.json").is_file():
+            speaker = SpeakerClassifier.load(cache / "speaker")
+        else:
+            items = items if items is not None else list(iter_items(data_dir, "speech", "train"))
+            speaker = SpeakerClassifier.fit(
+                [i.media for i in items], [i.labels[speaker_label] for i in items]
+            )
+            speaker.save(cache / "speaker")
+        return cls(grammar, model, speaker)
+
+    def transcribe(self, audios: Sequence[Any]) -> dict[str, list[str]]:
+        """Both recognizers' transcripts of every clip."""
+        return {
+            "pocketsphinx": self.grammar.transcribe_batch(audios),
+            "ctc": self.recognizer.transcribe_batch(audios),
+        }
+
+    def word_error_rates(self, texts: Sequence[str], audios: Sequence[Any]) -> dict[str, float]:
+        """{"pocketsphinx": WER, "ctc": WER} of `audios` against their `texts`."""
+        return {name: word_error_rate(texts, hyps) for name, hyps in self.transcribe(audios).items()}

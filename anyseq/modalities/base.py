@@ -28,6 +28,15 @@ BOUNDARY_TOKENS: dict[str, tuple[str, str, str]] = {
 TOKENIZERS: dict[str, str] = {
     "grid-image": "anyseq.modalities.simple:GridImageTokenizer",
     "band-audio": "anyseq.modalities.simple:BandEnergyAudioTokenizer",
+    "vq-image": "anyseq.modalities.image_vq:VQImageTokenizer",
+    "chameleon-image": "anyseq.modalities.hf_image:ChameleonImageTokenizer",
+    "emu3-image": "anyseq.modalities.hf_image:Emu3ImageTokenizer",
+    "janus-image": "anyseq.modalities.hf_image:JanusImageTokenizer",
+    "codec-music": "anyseq.modalities.music:MusicTokenizer",
+    "encodec": "anyseq.modalities.hf_audio:EncodecTokenizer",
+    "dac": "anyseq.modalities.hf_audio:DacTokenizer",
+    "mimi": "anyseq.modalities.hf_audio:MimiTokenizer",
+    "codec-speech": "anyseq.modalities.speech:SpeechTokenizer",
 }
 
 
@@ -69,7 +78,9 @@ class ModalitySpec:
 
     @property
     def max_span_tokens(self) -> int:
-        return self.tokens_per_item if self.tokens_per_item is not None else self.max_frames * self.num_codebooks
+        return (
+            self.tokens_per_item if self.tokens_per_item is not None else self.max_frames * self.num_codebooks
+        )
 
     def token_name(self, local_id: int) -> str:
         """`<img_17>` for K = 1, `<mu2_511>` (level 2, code 511) for K > 1."""

@@ -78,7 +78,9 @@ class GridImageTokenizer:
     def decode(self, codes: torch.LongTensor) -> Image.Image:
         grid, levels = self.config.grid, self.config.levels
         if codes.shape != (1, grid * grid):
-            raise ValueError(f"{self.kind}: expected codes of shape [1, {grid * grid}], got {list(codes.shape)}")
+            raise ValueError(
+                f"{self.kind}: expected codes of shape [1, {grid * grid}], got {list(codes.shape)}"
+            )
         flat = codes.reshape(grid, grid).numpy()
         channels = np.stack([flat // (levels * levels), (flat // levels) % levels, flat % levels], axis=-1)
         rgb = ((channels + 0.5) * 256 / levels).astype(np.uint8)
@@ -147,7 +149,10 @@ class BandEnergyAudioTokenizer:
         audio = load_audio(media, c.sample_rate, max_seconds=c.max_seconds, min_seconds=1 / c.frame_rate)
         power = np.abs(self._stft(audio.samples)) ** 2  # (T, bins)
         bands = np.stack(
-            [power[:, lo:hi].mean(axis=1) for lo, hi in zip(self.band_edges[:-1], self.band_edges[1:], strict=True)]
+            [
+                power[:, lo:hi].mean(axis=1)
+                for lo, hi in zip(self.band_edges[:-1], self.band_edges[1:], strict=True)
+            ]
         )  # (K, T)
         db = 10 * np.log10(bands + 1e-12)
         scaled = (db - c.floor_db) / -c.floor_db * (c.codebook_size - 1)
@@ -156,7 +161,9 @@ class BandEnergyAudioTokenizer:
     def decode(self, codes: torch.LongTensor) -> Audio:
         c = self.config
         if codes.ndim != 2 or codes.shape[0] != self.num_codebooks:
-            raise ValueError(f"{self.kind}: expected codes [{self.num_codebooks}, T], got {list(codes.shape)}")
+            raise ValueError(
+                f"{self.kind}: expected codes [{self.num_codebooks}, T], got {list(codes.shape)}"
+            )
         db = codes.numpy() / (c.codebook_size - 1) * -c.floor_db + c.floor_db  # (K, T)
         amplitude = np.sqrt(10 ** (db / 10))
         frames = codes.shape[1]

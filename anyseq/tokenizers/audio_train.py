@@ -120,7 +120,9 @@ def validate(
     if auxiliary is not None:
         auxiliary.eval()
     sums: dict[str, float] = {}
-    used = [torch.zeros(codec.config.codebook_size, dtype=torch.bool) for _ in range(codec.config.num_codebooks)]
+    used = [
+        torch.zeros(codec.config.codebook_size, dtype=torch.bool) for _ in range(codec.config.num_codebooks)
+    ]
     for start in range(0, len(clips), batch_size):
         batch = make_batch(clips[start : start + batch_size], None, np.random.default_rng(0))
         output = codec(batch.audio, batch.lengths)
@@ -146,7 +148,9 @@ def _contiguous(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     return {name: tensor.detach().contiguous().clone() for name, tensor in tensors.items()}
 
 
-def save_checkpoint(directory: Path, modules: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+def save_checkpoint(
+    directory: Path, modules: nn.Module, optimizer: torch.optim.Optimizer, state: dict
+) -> None:
     """Weights, optimizer moments and loop state, written atomically as one directory."""
     optimizer_state = optimizer.state_dict()
     moments = {
@@ -198,42 +202,43 @@ def train_codec(
         step, history = meta["step"], meta["history"]
     epoch_steps = config.epoch_steps or max(1, len(train) // config.batch_size)
     crop = None if config.crop_seconds is None else int(config.crop_seconds * codec.config.sample_rate)
-    writer = SummaryWriter(str(out_dir / "tensorboard"))
     started = time.monotonic()
     stopped_early = False
     recent: list[float] = []
-    bar = tqdm(total=config.steps, initial=step, desc="codec", unit="step", dynamic_ncols=True)
-    while step < config.steps:
-        rng = np.random.default_rng([config.seed, step])  # a resumed run draws the same batches
-        picks = rng.integers(0, len(train), config.batch_size)
-        batch = make_batch([train[i] for i in picks], crop, rng)
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(config, step)
-        losses = _total_loss(batch, codec(batch.audio, batch.lengths), auxiliary)
-        loss = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(modules.parameters(), config.grad_clip)
-        optimizer.step()
-        step += 1
-        recent = [*recent[-epoch_steps + 1 :], float(loss)]
-        for name, value in losses.items():
-            writer.add_scalar(f"train/{name}", float(value), step)
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}")
-        out_of_time = config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes
-        if step % epoch_steps == 0 or step == config.steps or out_of_time:
-            metrics = validate(codec, validation, config.batch_size, auxiliary)
-            for name, value in metrics.items():
-                writer.add_scalar(f"validation/{name}", value, step)
-            history.append({"step": step, **metrics})
-            save_checkpoint(checkpoint, modules, optimizer, {"step": step, "history": history})
-        if out_of_time:
-            stopped_early = step < config.steps
-            break
-    bar.close()
-    writer.close()
-    if not history:  # resumed from a finished run
+    progress = tqdm(total=config.steps, initial=step, desc="codec", unit="step", dynamic_ncols=True)
+    with SummaryWriter(str(out_dir / "tensorboard")) as writer, progress:
+        while step < config.steps:
+            # a resumed run draws the same batches and the same codebook restarts as an uninterrupted one
+            rng = np.random.default_rng([config.seed, step])
+            torch.manual_seed(int(rng.integers(2**31)))
+            batch = make_batch([train[i] for i in rng.integers(0, len(train), config.batch_size)], crop, rng)
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(config, step)
+            losses = _total_loss(batch, codec(batch.audio, batch.lengths), auxiliary)
+            loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(modules.parameters(), config.grad_clip)
+            optimizer.step()
+            step += 1
+            recent = [*recent[-epoch_steps + 1 :], loss.item()]
+            for name, value in losses.items():
+                writer.add_scalar(f"train/{name}", value.item(), step)
+            progress.update(1)
+            progress.set_postfix(loss=f"{recent[-1]:.3f}")
+            out_of_time = (
+                config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes
+            )
+            if step % epoch_steps == 0 or step == config.steps or out_of_time:
+                metrics = validate(codec, validation, config.batch_size, auxiliary)
+                for name, value in metrics.items():
+                    writer.add_scalar(f"validation/{name}", value, step)
+                history.append({"step": step, **metrics})
+                save_checkpoint(checkpoint, modules, optimizer, {"step": step, "history": history})
+            if out_of_time:
+                stopped_early = step < config.steps
+                break
+    if not history:  # steps == 0: nothing trained, still report where the codec stands
         history.append({"step": step, **validate(codec, validation, config.batch_size, auxiliary)})
     codec.eval()
     return TrainResult(

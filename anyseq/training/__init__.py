@@ -9,9 +9,24 @@
     trainer.py   the loop: AdamW, warmup + cosine, accumulation, clipping, logs, checkpoints
     cli.py       `anyseq train init|pretrain|sft`, `anyseq data tokenize`
     bench.py     tokens/s and FLOP utilisation against the HF Trainer
+
+The names below are imported when first used, so the command line starts without torch.
 """
 
-from anyseq.training.config import PRESETS, LoraSettings, TrainConfig
-from anyseq.training.trainer import Trainer, TrainSummary, train
+import importlib
 
-__all__ = ["PRESETS", "LoraSettings", "TrainConfig", "TrainSummary", "Trainer", "train"]
+_EXPORTS = {
+    "PRESETS": "anyseq.training.config",
+    "LoraSettings": "anyseq.training.config",
+    "TrainConfig": "anyseq.training.config",
+    "TrainSummary": "anyseq.training.trainer",
+    "Trainer": "anyseq.training.trainer",
+    "train": "anyseq.training.trainer",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'anyseq.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

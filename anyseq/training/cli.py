@@ -1,4 +1,4 @@
-"""Commands of the two training stages (`anyseq train ...`) and of the tokenized view (`anyseq data tokenize`).
+"""Commands of both training stages (`anyseq train ...`) and of the tokenized view (`anyseq data tokenize`).
 
     anyseq train init     --data DIR --out MODEL --tokenizer DIR... [--backbone tiny | --from-hf DIR]
     anyseq train pretrain --data DIR --out RUN [--init MODEL | --backbone tiny | --from-hf DIR] [--resume]
@@ -9,7 +9,6 @@ Several processes: `accelerate launch [--config_file configs/accelerate/...] -m 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,9 @@ import typer
 
 from anyseq.training.config import Precision, Stage
 
-app = typer.Typer(help="Train AnyGPT's two stages: pretrain (pairs), then sft (dialogues).", no_args_is_help=True)
+app = typer.Typer(
+    help="Train AnyGPT's two stages: pretrain (pairs), then sft (dialogues).", no_args_is_help=True
+)
 
 DataOption = Annotated[Path, typer.Option("--data", help="AnyWorld directory (or a tokenized view of one)")]
 OutOption = Annotated[Path, typer.Option("--out", help="run directory: checkpoints, logs, final model")]
@@ -25,7 +26,9 @@ TokenizerOption = Annotated[
     list[Path] | None, typer.Option("--tokenizer", help="a modality tokenizer directory; repeat per modality")
 ]
 BackboneOption = Annotated[str | None, typer.Option("--backbone", help="start from scratch with this preset")]
-FromHfOption = Annotated[Path | None, typer.Option("--from-hf", help="start from a local HF causal LM directory")]
+FromHfOption = Annotated[
+    Path | None, typer.Option("--from-hf", help="start from a local HF causal LM directory")
+]
 
 
 @app.command("init")
@@ -42,8 +45,15 @@ def init_command(
     from anyseq.training.init import init_model, world_texts
 
     texts = None if from_hf is not None else world_texts(data)
-    init_model(out, tokenizer or [], texts=texts, backbone=backbone, from_hf=from_hf,
-               text_vocab_size=text_vocab_size, seed=seed)
+    init_model(
+        out,
+        tokenizer or [],
+        texts=texts,
+        backbone=backbone,
+        from_hf=from_hf,
+        text_vocab_size=text_vocab_size,
+        seed=seed,
+    )
     typer.echo(f"model: {out}")
 
 
@@ -72,7 +82,7 @@ def _run_stage(
 
     from anyseq.training.config import TrainConfig
     from anyseq.training.init import init_model, world_texts
-    from anyseq.training.tokenize import MANIFEST, VIEW_KIND, tokenize_data
+    from anyseq.training.tokenize import is_view, tokenize_data
     from anyseq.training.trainer import train
 
     config = TrainConfig.from_file(config_file) if config_file else TrainConfig.from_name(preset, stage)
@@ -92,18 +102,23 @@ def _run_stage(
             init = out / "init"
             if not (init / "anyseq.json").is_file():
                 if not tokenizers:
-                    raise typer.BadParameter("a new model needs its modality tokenizers: --tokenizer DIR (repeat)")
+                    raise typer.BadParameter(
+                        "a new model needs its modality tokenizers: --tokenizer DIR (repeat)"
+                    )
                 texts = None if from_hf is not None else world_texts(data)
-                init_model(init, tokenizers, texts=texts, backbone=backbone, from_hf=from_hf, seed=config.seed)
+                init_model(
+                    init, tokenizers, texts=texts, backbone=backbone, from_hf=from_hf, seed=config.seed
+                )
         init = resolve_init(init)
-        manifest = data / MANIFEST
-        if not (manifest.is_file() and json.loads(manifest.read_text()).get("kind") == VIEW_KIND):
+        if not is_view(data):
             tokenize_data(data, init)
     summary = train(config, init, data, out, resume=resume, max_minutes=max_minutes)
     if state.is_main_process:
         for task, losses in summary.val_loss.items():
             typer.echo(f"{task}: validation loss {losses['start']:.3f} -> {losses['end']:.3f}")
-        typer.echo(f"{summary.tokens} tokens at {summary.tokens_per_second:.0f} tokens/s; model: {summary.model}")
+        typer.echo(
+            f"{summary.tokens} tokens at {summary.tokens_per_second:.0f} tokens/s; model: {summary.model}"
+        )
 
 
 def _has_gpu() -> bool:
@@ -116,14 +131,22 @@ def _stage_command(stage: Stage):
     def command(
         data: DataOption,
         out: OutOption,
-        resume: Annotated[bool, typer.Option("--resume", help="continue from the newest complete checkpoint")] = False,
+        resume: Annotated[
+            bool, typer.Option("--resume", help="continue from the newest complete checkpoint")
+        ] = False,
         preset: Annotated[str, typer.Option(help="training preset: tiny, small, anygpt-7b")] = "tiny",
-        config: Annotated[Path | None, typer.Option(help="a JSON/YAML TrainConfig (may name a preset)")] = None,
-        init: Annotated[Path | None, typer.Option("--init", help="model or run directory to start from")] = None,
+        config: Annotated[
+            Path | None, typer.Option(help="a JSON/YAML TrainConfig (may name a preset)")
+        ] = None,
+        init: Annotated[
+            Path | None, typer.Option("--init", help="model or run directory to start from")
+        ] = None,
         backbone: BackboneOption = None,
         from_hf: FromHfOption = None,
         tokenizer: TokenizerOption = None,
-        max_minutes: Annotated[float | None, typer.Option(help="stop (and save) after this much time")] = None,
+        max_minutes: Annotated[
+            float | None, typer.Option(help="stop (and save) after this much time")
+        ] = None,
         max_steps: Annotated[int | None, typer.Option(help="override the preset's optimizer steps")] = None,
         batch_size: Annotated[int | None, typer.Option(help="sequences per micro-batch and process")] = None,
         grad_accum: Annotated[int | None, typer.Option(help="micro-batches per optimizer step")] = None,
@@ -144,7 +167,18 @@ def _stage_command(stage: Stage):
             "mixed_precision": mixed_precision,
         }
         _run_stage(
-            stage, data, out, resume, preset, config, init, backbone, from_hf, tokenizer or [], max_minutes, overrides
+            stage,
+            data,
+            out,
+            resume,
+            preset,
+            config,
+            init,
+            backbone,
+            from_hf,
+            tokenizer or [],
+            max_minutes,
+            overrides,
         )
 
     command.__doc__ = {

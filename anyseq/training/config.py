@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 Stage = Literal["pretrain", "sft"]
 Precision = Literal["auto", "no", "bf16"]
+Overlong = Literal["error", "skip", "truncate"]
 STAGES: tuple[Stage, ...] = ("pretrain", "sft")
 
 # AnyGPT's stage-1 mix; speech is split evenly between ASR and TTS, music between
@@ -39,7 +40,15 @@ class LoraSettings:
     rank: int = 16
     alpha: int = 32
     dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    target_modules: tuple[str, ...] = (
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
     # The grown vocabulary's rows are new: the embedding and output matrices train in full.
     train_embeddings: bool = True
 
@@ -62,6 +71,10 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     task_ratios: dict[str, float] | None = None  # None: in proportion to each task's examples
+    # An example longer than block_size: "error" before any compute, "skip" it, or "truncate"
+    # it to its first block_size tokens; skipped or cut examples are counted per task in the
+    # log and the run's summary.
+    overlong: Overlong = "error"
     eval_every: int = 100  # steps between validation passes (also run at the start and end)
     eval_examples: int = 64  # validation examples per task
     save_every: int = 100  # steps between checkpoints (one is always written at the end)
@@ -91,11 +104,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         # Checkpoints fall on logging steps, so a resumed run logs the same averages.
         if self.log_every and self.save_every % self.log_every:
-            raise ValueError(f"save_every ({self.save_every}) must be a multiple of log_every ({self.log_every})")
+            raise ValueError(
+                f"save_every ({self.save_every}) must be a multiple of log_every ({self.log_every})"
+            )
         if self.task_ratios is not None and (
             not self.task_ratios or any(not r > 0 for r in self.task_ratios.values())
         ):
             raise ValueError(f"task_ratios must be positive numbers, got {self.task_ratios}")
+        if self.overlong not in ("error", "skip", "truncate"):
+            raise ValueError(f"overlong must be error, skip or truncate, got {self.overlong!r}")
         if self.mixed_precision not in ("auto", "no", "bf16"):
             raise ValueError(f"mixed_precision must be auto, no or bf16, got {self.mixed_precision!r}")
 
@@ -189,6 +206,8 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             learning_rate=1e-3,
             max_steps=150,
             batch_size=8,
+            # Music (4 s = 400 tokens) makes most tiny-world dialogues longer than 512 tokens.
+            overlong="truncate",
             eval_every=50,
             eval_examples=32,
             save_every=50,
@@ -205,7 +224,15 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             eval_every=200,
             save_every=200,
         ),
-        "sft": TrainConfig(stage="sft", learning_rate=5e-4, max_steps=1000, batch_size=8, eval_every=200, save_every=200),
+        "sft": TrainConfig(
+            stage="sft",
+            learning_rate=5e-4,
+            max_steps=1000,
+            batch_size=8,
+            overlong="truncate",
+            eval_every=200,
+            save_every=200,
+        ),
     },
     # AnyGPT's published recipe for LLaMA-2-7B (96 A100s): blocks of 4500 tokens, then
     # dialogues up to 4096. Batch sizes are per GPU; scale grad_accum to the machine.
@@ -243,7 +270,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             learning_rate=3e-3,
             max_steps=20,
             batch_size=4,
-            block_size=64,
+            block_size=128,
             warmup_fraction=0.1,
             eval_every=10,
             eval_examples=8,

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from anyseq.training.config import Stage
+from anyseq.training.config import Overlong, Stage
 from anyseq.training.tokenize import read_view_manifest
 
 STAGE_CORPUS: dict[Stage, str] = {"pretrain": "pretrain", "sft": "instruct"}
@@ -49,9 +49,14 @@ class TaskExamples:
         return self.ids[start:stop], self.loss_mask[start:stop]
 
 
-def _select(offsets: np.ndarray, values: Sequence[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
-    """Gather the variable-length rows `rows` of flat arrays with `offsets` into new flat arrays."""
+def _select(
+    offsets: np.ndarray, values: Sequence[np.ndarray], rows: np.ndarray, limit: int | None = None
+) -> list[np.ndarray]:
+    """Gather the variable-length rows `rows` (each cut to its first `limit` entries) of flat
+    arrays with `offsets` into new flat arrays; returns [new offsets, *new values]."""
     lengths = offsets[rows + 1] - offsets[rows]
+    if limit is not None:
+        lengths = np.minimum(lengths, limit)
     new_offsets = np.concatenate([[0], np.cumsum(lengths)])
     index = np.repeat(offsets[rows] - new_offsets[:-1], lengths) + np.arange(new_offsets[-1])
     return [new_offsets, *(v[index] for v in values)]
@@ -80,8 +85,12 @@ class TokenizedSplit:
         if counts is None:
             raise ValueError(f"{name} is missing; the view has {_listing(manifest)}")
         if not counts["examples"]:
-            raise ValueError(f"{name} is empty ({counts['skipped']} conversations were skipped at tokenization)")
-        table = pa.concat_tables([pq.read_table(view_dir / corpus / split / shard) for shard in counts["shards"]])
+            raise ValueError(
+                f"{name} is empty ({counts['skipped']} conversations were skipped at tokenization)"
+            )
+        table = pa.concat_tables(
+            [pq.read_table(view_dir / corpus / split / shard) for shard in counts["shards"]]
+        )
         ids = table["ids"].combine_chunks()
         offsets = ids.offsets.to_numpy().astype(np.int64)
         values = ids.values.to_numpy()
@@ -89,20 +98,38 @@ class TokenizedSplit:
         task = np.asarray(table["task"].to_pylist())
         tasks = {}
         for task_name in np.unique(task):
-            new_offsets, task_ids, task_mask = _select(offsets, (values, mask), np.flatnonzero(task == task_name))
+            new_offsets, task_ids, task_mask = _select(
+                offsets, (values, mask), np.flatnonzero(task == task_name)
+            )
             tasks[str(task_name)] = TaskExamples(task_ids, task_mask, new_offsets)
         return cls(name, tasks)
 
-    def check_lengths(self, limit: int) -> None:
-        """A clear error, before any compute, when an example does not fit `limit` tokens."""
+    def fit_to(self, limit: int, overlong: Overlong) -> tuple[TokenizedSplit, dict[str, int]]:
+        """This split with every example within `limit` tokens, decided before any compute:
+        "error" raises an error naming what does not fit, "skip" drops those examples,
+        "truncate" keeps their first `limit` tokens. Also returns their count per task."""
         too_long = {task: ex.lengths[ex.lengths > limit] for task, ex in self.tasks.items()}
         too_long = {task: lengths for task, lengths in too_long.items() if len(lengths)}
-        if too_long:
-            details = ", ".join(f"{task}: {len(n)} (longest {n.max()})" for task, n in too_long.items())
+        if not too_long:
+            return self, {}
+        details = ", ".join(f"{task}: {len(n)} (longest {n.max()})" for task, n in too_long.items())
+        if overlong == "error":
             raise ValueError(
-                f"{self.name}: sequences longer than the context of {limit} tokens: {details}; "
-                "use a backbone with a longer context (block_size) or shorter media"
+                f"{self.name}: sequences longer than the context of {limit} tokens: {details}; use a "
+                "backbone with a longer context (block_size), shorter media, or overlong='skip'/'truncate'"
             )
+        kept = {}
+        for task, examples in self.tasks.items():
+            every = np.arange(len(examples))
+            rows = every if overlong == "truncate" else every[examples.lengths <= limit]
+            if len(rows):
+                offsets, ids, mask = _select(
+                    examples.offsets, (examples.ids, examples.loss_mask), rows, limit
+                )
+                kept[task] = TaskExamples(ids, mask, offsets)
+        if not kept:
+            raise ValueError(f"{self.name}: no example fits the context of {limit} tokens ({details})")
+        return TokenizedSplit(self.name, kept), {task: len(n) for task, n in too_long.items()}
 
 
 def _listing(manifest: Mapping[str, Any]) -> str:
@@ -155,11 +182,16 @@ class TaskSampler:
         return task, example
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state, "cursor": {task: list(c) for task, c in self.cursor.items()}}
+        return {
+            "rng": self.rng.bit_generator.state,
+            "cursor": {task: list(c) for task, c in self.cursor.items()},
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if sorted(state["cursor"]) != self.tasks:
-            raise ValueError(f"the saved data position has tasks {sorted(state['cursor'])}, the data {self.tasks}")
+            raise ValueError(
+                f"the saved data position has tasks {sorted(state['cursor'])}, the data {self.tasks}"
+            )
         self.rng.bit_generator.state = state["rng"]
         self.cursor = {task: list(c) for task, c in state["cursor"].items()}
 
@@ -217,7 +249,9 @@ class PackedStream:
             pieces.append(TrainSequence(ids[offset : offset + take], mask[offset : offset + take], index))
             filled += take
             self.carry = (task, example, offset + take) if offset + take < len(ids) else None
-        return TrainSequence(*(np.concatenate([getattr(p, f) for p in pieces]) for f in ("ids", "loss_mask", "task")))
+        return TrainSequence(
+            *(np.concatenate([getattr(p, f) for p in pieces]) for f in ("ids", "loss_mask", "task"))
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler.state_dict(), "carry": list(self.carry) if self.carry else None}
@@ -251,7 +285,11 @@ class Batch:
     def to(self, device: torch.device) -> Batch:
         mask = None if self.attention_mask is None else self.attention_mask.to(device)
         return Batch(
-            self.input_ids.to(device), self.targets.to(device), self.target_tasks.to(device), mask, self.num_tokens
+            self.input_ids.to(device),
+            self.targets.to(device),
+            self.target_tasks.to(device),
+            mask,
+            self.num_tokens,
         )
 
 
@@ -266,14 +304,18 @@ def collate(sequences: Sequence[TrainSequence], pad_id: int) -> Batch:
         trained = torch.from_numpy(sequence.loss_mask[1:].astype(bool))
         input_ids[row, :length] = ids
         targets[row, : length - 1] = torch.where(trained, ids[1:], IGNORE)
-        target_tasks[row, : length - 1] = torch.where(trained, torch.from_numpy(sequence.task[1:].astype(np.int64)), -1)
+        target_tasks[row, : length - 1] = torch.where(
+            trained, torch.from_numpy(sequence.task[1:].astype(np.int64)), -1
+        )
     attention_mask = None
     if min(lengths) < width:
         attention_mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
     return Batch(input_ids, targets, target_tasks, attention_mask, sum(lengths))
 
 
-def validation_batches(split: TokenizedSplit, examples_per_task: int, batch_size: int, pad_id: int) -> list[Batch]:
+def validation_batches(
+    split: TokenizedSplit, examples_per_task: int, batch_size: int, pad_id: int
+) -> list[Batch]:
     """The first `examples_per_task` examples of every task, one task per batch, shortest first."""
     batches = []
     for task_index, examples in enumerate(split.tasks.values()):

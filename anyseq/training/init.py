@@ -18,7 +18,7 @@ import torch
 
 from anyseq.backbone import BackboneConfig, build_model, load_backbone
 from anyseq.checkpoint import AnySeqCheckpoint, save_checkpoint
-from anyseq.conversation import DEFAULT_SYSTEM, Text
+from anyseq.conversation import DEFAULT_SYSTEM
 from anyseq.modalities.base import BOUNDARY_TOKENS, load_tokenizer
 from anyseq.vocab import VocabLayout, load_text_tokenizer, train_bpe
 
@@ -26,17 +26,13 @@ TEXT_VOCAB_SIZE = 2048
 
 
 def world_texts(data_dir: str | Path, splits: Sequence[str] = ("train",)) -> Iterator[str]:
-    """Every text part (and system line) of AnyWorld's corpora: the BPE's training text."""
-    from anyseq.world.dataset import iter_conversations
+    """AnyWorld's texts (captions, transcripts, instructions, dialogue turns) and the system
+    line: what the BPE learns from."""
+    from anyseq.world.dataset import iter_texts
 
     yield DEFAULT_SYSTEM
-    for corpus in ("pretrain", "instruct"):
-        for split in splits:
-            for _, conversation in iter_conversations(data_dir, corpus, split):
-                if conversation.system:
-                    yield conversation.system
-                for message in conversation.messages:
-                    yield from (part.text for part in message.content if isinstance(part, Text))
+    for split in splits:
+        yield from iter_texts(data_dir, split)
 
 
 def init_model(

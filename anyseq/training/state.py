@@ -105,7 +105,10 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], extra: dict[str, Any]
     for name, value in [*tensors.items(), *extra["scalars"].items()]:
         parameter, key = name.rsplit("/", 1)
         state.setdefault(parameter, {})[key] = value
-    groups = [{**group, "betas": tuple(group["betas"])} if "betas" in group else group for group in extra["param_groups"]]
+    groups = [
+        {**group, "betas": tuple(group["betas"])} if "betas" in group else group
+        for group in extra["param_groups"]
+    ]
     return {"state": state, "param_groups": groups}
 
 

@@ -174,12 +174,23 @@ def write_view(
             manifest["corpora"][corpus] = {}
             for split, items in splits.items():
                 counts = _write_split(
-                    temp / corpus / split, items, layout, tokenizers, CORPUS_LOSS[corpus], f"{corpus}/{split}",
+                    temp / corpus / split,
+                    items,
+                    layout,
+                    tokenizers,
+                    CORPUS_LOSS[corpus],
+                    f"{corpus}/{split}",
                     shard_examples,
                 )
                 manifest["corpora"][corpus][split] = asdict(counts)
         atomic_write_json(temp / MANIFEST, manifest)
     return manifest
+
+
+def is_view(directory: str | Path) -> bool:
+    """True when `directory` is a tokenized view itself (not a data directory holding views)."""
+    path = Path(directory) / MANIFEST
+    return path.is_file() and json.loads(path.read_text()).get("kind") == VIEW_KIND
 
 
 def read_view_manifest(view_dir: str | Path) -> dict[str, Any]:
@@ -204,8 +215,6 @@ def tokenize_data(
     Returns the view directory; an existing view for the same fingerprint is reused
     unless `overwrite`.
     """
-    from anyseq.world.dataset import iter_conversations
-
     data_dir, model_dir = Path(data_dir), Path(model_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"{data_dir}: no such data directory")
@@ -213,9 +222,13 @@ def tokenize_data(
     if (out / MANIFEST).is_file() and not overwrite:
         log.info("%s: already tokenized for this model", out)
         return out
+    from anyseq.world.dataset import iter_conversations
+
     layout, meta = read_layout(model_dir)
     tokenizers = {name: load_tokenizer(model_dir / sub) for name, sub in meta["modalities"].items()}
     splits = tuple(splits)
-    sources = {corpus: {split: iter_conversations(data_dir, corpus, split) for split in splits} for corpus in corpora}
+    sources = {
+        corpus: {split: iter_conversations(data_dir, corpus, split) for split in splits} for corpus in corpora
+    }
     write_view(out, sources, layout, tokenizers, out.name, origin={"model": str(model_dir.resolve())})
     return out

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +38,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import broadcast, set_seed
+from accelerate.utils import DistributedType, broadcast, set_seed
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_optimizer_state_dict,
@@ -61,6 +63,7 @@ from anyseq.training.data import (
 )
 from anyseq.training.lora import apply_lora, merged_copy
 from anyseq.training.state import (
+    TRAINING_DIR,
     LoadedTraining,
     TrainingState,
     checkpoint_name,
@@ -69,7 +72,9 @@ from anyseq.training.state import (
     read_training_files,
     write_training_files,
 )
-from anyseq.training.tokenize import MANIFEST, VIEW_KIND, VIEW_ROOT, model_fingerprint, read_view_manifest
+from anyseq.training.tokenize import MANIFEST, VIEW_ROOT, is_view, model_fingerprint, read_view_manifest
+
+log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -96,9 +101,7 @@ def find_view(data: str | Path, model_dir: str | Path) -> Path:
     if not data.is_dir():
         raise FileNotFoundError(f"{data}: no such data directory")
     fingerprint = model_fingerprint(model_dir)
-    manifest_path = data / MANIFEST
-    is_view = manifest_path.is_file() and json.loads(manifest_path.read_text()).get("kind") == VIEW_KIND
-    view = data if is_view else data / VIEW_ROOT / fingerprint
+    view = data if is_view(data) else data / VIEW_ROOT / fingerprint
     if not (view / MANIFEST).is_file():
         raise FileNotFoundError(
             f"{data}: not tokenized for {model_dir} (no {view}); "
@@ -137,6 +140,8 @@ class TrainSummary:
     stopped_early: bool  # the time limit ended the run before max_steps
     model: str
     val_loss: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> start, end, ratio, history
+    # split -> task -> examples longer than block_size (skipped or truncated, per the config)
+    overlong: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,7 +150,9 @@ class TrainSummary:
 class Trainer:
     """One training run of one stage; `fit` runs it to the end, `step` one optimizer step."""
 
-    def __init__(self, config: TrainConfig, init: str | Path, data: str | Path, out: str | Path, resume: bool = False):
+    def __init__(
+        self, config: TrainConfig, init: str | Path, data: str | Path, out: str | Path, resume: bool = False
+    ):
         self.config = config
         self.init, self.out = Path(init), Path(out)
         self.accelerator = Accelerator(
@@ -157,15 +164,24 @@ class Trainer:
         self.layout, self.meta = read_layout(self.init)
         self.view = find_view(data, self.init)
         corpus = STAGE_CORPUS[config.stage]
-        self.train_split = TokenizedSplit.load(self.view, corpus, "train")
-        self.val_split = TokenizedSplit.load(self.view, corpus, "validation")
         context = AutoConfig.from_pretrained(self.init, local_files_only=True).max_position_embeddings
         self.block_size = config.block_size or context
         if self.block_size > context:
             raise ValueError(f"block_size {self.block_size} exceeds the model's context of {context} tokens")
-        self.train_split.check_lengths(self.block_size)
-        self.val_split.check_lengths(self.block_size)
-        self.stream = make_stream(config.stage, self.train_split, config.task_ratios, config.seed, self.block_size)
+        self.overlong: dict[str, dict[str, int]] = {}
+        splits = {}
+        for split in ("train", "validation"):
+            loaded = TokenizedSplit.load(self.view, corpus, split)
+            splits[split], overlong = loaded.fit_to(self.block_size, config.overlong)
+            if overlong:
+                self.overlong[split] = overlong
+                if acc.is_main_process:
+                    log.warning("%s: longer than %d tokens (%s): %s", loaded.name, self.block_size,
+                                config.overlong, overlong)  # fmt: skip
+        self.train_split, self.val_split = splits["train"], splits["validation"]
+        self.stream = make_stream(
+            config.stage, self.train_split, config.task_ratios, config.seed, self.block_size
+        )
         checkpoint = self._prepare_run_directory(resume)
         loaded = read_training_files(checkpoint) if checkpoint is not None else None
         if loaded is not None and loaded.state.world_size != acc.num_processes:
@@ -181,7 +197,9 @@ class Trainer:
         self.state = TrainingState(world_size=acc.num_processes)
         if loaded is not None:
             self._restore(loaded)
-        self.tokenizers = {name: load_tokenizer(self.init / sub) for name, sub in self.meta["modalities"].items()}
+        self.tokenizers = {
+            name: load_tokenizer(self.init / sub) for name, sub in self.meta["modalities"].items()
+        }
         self.resumed_from = checkpoint
         self.val_batches = validation_batches(
             self.val_split, config.eval_examples, config.batch_size, self.layout.pad_id
@@ -206,20 +224,28 @@ class Trainer:
         if run_file.is_file() or checkpoint is not None:
             if not resume:
                 raise FileExistsError(
-                    f"{self.out} already holds a training run; pass --resume to continue it or choose another --out"
+                    f"{self.out} already holds a training run; pass --resume to continue it "
+                    "or choose another --out"
                 )
             saved = json.loads(run_file.read_text()) if run_file.is_file() else record
             changed = sorted(
-                key for key in set(saved["config"]) | set(record["config"])
+                key
+                for key in set(saved["config"]) | set(record["config"])
                 if saved["config"].get(key) != record["config"].get(key)
             )
-            changed += [key for key in ("stage", "init", "view", "world_size") if saved.get(key) != record.get(key)]
+            changed += [
+                key for key in ("stage", "init", "view", "world_size") if saved.get(key) != record.get(key)
+            ]
             if changed:
-                raise ValueError(f"{self.out} was started with other settings ({', '.join(changed)}); use another --out")
+                raise ValueError(
+                    f"{self.out} was started with other settings ({', '.join(changed)}); use another --out"
+                )
         if checkpoint is not None:
             layout, _ = read_layout(checkpoint)
             if layout.to_dict() != self.layout.to_dict():
-                raise ValueError(f"{checkpoint} has another vocabulary than {self.init}; it cannot be resumed here")
+                raise ValueError(
+                    f"{checkpoint} has another vocabulary than {self.init}; it cannot be resumed here"
+                )
         if self.accelerator.is_main_process:
             if checkpoints.is_dir():
                 clean_stale_temporaries(checkpoints)
@@ -237,13 +263,15 @@ class Trainer:
         if rows < self.layout.vocab_size:
             raise ValueError(f"{source}: {rows} embedding rows for a vocabulary of {self.layout.vocab_size}")
         if self.config.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable({"use_reentrant": False})
         if lora is not None:
             model = apply_lora(model, lora)
             if loaded is not None:
                 result = model.load_state_dict(loaded.trainable, strict=False)
                 if result.unexpected_keys:
-                    raise ValueError(f"{checkpoint}: adapter weights {result.unexpected_keys[:3]} do not fit the model")
+                    raise ValueError(
+                        f"{checkpoint}: adapter weights {result.unexpected_keys[:3]} do not fit the model"
+                    )
         return model
 
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -252,12 +280,18 @@ class Trainer:
             {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": self.config.weight_decay},
             {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},  # norms and biases
         ]
-        return torch.optim.AdamW(groups, lr=self.config.learning_rate_at(0), betas=self.config.betas, fused=True)
+        return torch.optim.AdamW(
+            groups, lr=self.config.learning_rate_at(0), betas=self.config.betas, fused=True
+        )
 
     def _restore(self, loaded: LoadedTraining) -> None:
-        set_optimizer_state_dict(
-            self.model, self.optimizer.optimizer, loaded.optimizer, options=StateDictOptions(full_state_dict=True)
-        )
+        if loaded.optimizer["state"]:
+            options = StateDictOptions(full_state_dict=True)
+            set_optimizer_state_dict(self.model, self.optimizer.optimizer, loaded.optimizer, options=options)
+        elif self.accelerator.is_main_process:
+            log.warning(
+                "the checkpoint holds no optimizer state (written under DeepSpeed): AdamW starts afresh"
+            )
         torch.set_rng_state(loaded.rng["torch"][self.accelerator.process_index])
         if torch.cuda.is_available() and "cuda" in loaded.rng:
             torch.cuda.set_rng_state(loaded.rng["cuda"][self.accelerator.process_index])
@@ -265,19 +299,22 @@ class Trainer:
         self.state = loaded.state
 
     # ---- one step ------------------------------------------------------------------
-    def _forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Summed loss, per-task summed loss and per-task target counts of one batch."""
+    def _forward(self, batch: Batch, num_tasks: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Summed loss, per-task summed loss (num_tasks,) and per-task target counts of one batch."""
         batch = batch.to(self.accelerator.device)
-        logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+        output = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
         losses = F.cross_entropy(
-            logits.flatten(0, 1).float(), batch.targets.flatten(), ignore_index=IGNORE, reduction="none"
+            output.logits.flatten(0, 1).float(),
+            batch.targets.flatten(),
+            ignore_index=IGNORE,
+            reduction="none",
         )  # (B*T,)
         tasks = batch.target_tasks.flatten()
         trained = tasks >= 0
-        task_loss = torch.zeros(self.num_tasks, device=losses.device).index_add_(
+        task_loss = torch.zeros(num_tasks, device=losses.device).index_add_(
             0, tasks[trained], losses.detach()[trained]
         )
-        task_targets = torch.bincount(tasks[trained], minlength=self.num_tasks)
+        task_targets = torch.bincount(tasks[trained], minlength=num_tasks)
         return losses.sum(), task_loss, task_targets
 
     def step(self) -> StepResult:
@@ -288,7 +325,8 @@ class Trainer:
         total_targets = max(1, sum(int(s.loss_mask[1:].sum()) for s in sequences))
         mine = sequences[rank::world]
         batches = [
-            collate(mine[i : i + config.batch_size], self.layout.pad_id) for i in range(0, len(mine), config.batch_size)
+            collate(mine[i : i + config.batch_size], self.layout.pad_id)
+            for i in range(0, len(mine), config.batch_size)
         ]
         learning_rate = config.learning_rate_at(self.state.step)
         for group in self.optimizer.param_groups:
@@ -300,7 +338,7 @@ class Trainer:
             # Gradients are all-reduced once, after the last micro-batch.
             sync = contextlib.nullcontext() if i == len(batches) - 1 else acc.no_sync(self.model)
             with sync:
-                summed, per_task, targets = self._forward(batch)
+                summed, per_task, targets = self._forward(batch, self.num_tasks)
                 # DDP averages gradients over processes, hence the factor `world`.
                 acc.backward(summed * (world / total_targets))
             loss_sum += summed.detach()
@@ -312,7 +350,10 @@ class Trainer:
         tokens = sum(len(s.ids) for s in sequences)
         self.state.step += 1
         self.state.tokens += tokens
-        return StepResult(loss_sum, task_loss, task_targets, float(grad_norm), learning_rate, tokens)
+        grad_norm = (
+            math.nan if grad_norm is None else float(grad_norm)
+        )  # DeepSpeed reports none before its step
+        return StepResult(loss_sum, task_loss, task_targets, grad_norm, learning_rate, tokens)
 
     # ---- validation ----------------------------------------------------------------
     @torch.no_grad()
@@ -322,22 +363,15 @@ class Trainer:
         self.model.eval()
         names = self.val_split.task_names
         sums = torch.zeros(len(names), device=acc.device)
-        counts = torch.zeros(len(names), device=acc.device)
+        counts = torch.zeros(len(names), dtype=torch.long, device=acc.device)
         batches = self.val_batches
         # Every process runs the same number of forward passes (FSDP gathers weights in each).
         rounds = math.ceil(len(batches) / acc.num_processes)
         for i in range(acc.process_index, rounds * acc.num_processes, acc.num_processes):
-            batch = batches[min(i, len(batches) - 1)].to(acc.device)
-            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
-            if i >= len(batches):
-                continue
-            losses = F.cross_entropy(
-                logits.flatten(0, 1).float(), batch.targets.flatten(), ignore_index=IGNORE, reduction="none"
-            )
-            tasks = batch.target_tasks.flatten()
-            trained = tasks >= 0
-            sums.index_add_(0, tasks[trained], losses[trained])
-            counts.index_add_(0, tasks[trained], torch.ones_like(losses[trained]))
+            _, task_loss, task_targets = self._forward(batches[min(i, len(batches) - 1)], len(names))
+            if i < len(batches):
+                sums += task_loss
+                counts += task_targets
         sums, counts = acc.reduce(sums, "sum"), acc.reduce(counts, "sum")
         self.model.train()
         return {name: float(s / c) for name, s, c in zip(names, sums, counts, strict=True) if c > 0}
@@ -353,8 +387,21 @@ class Trainer:
         return losses
 
     # ---- checkpoints ---------------------------------------------------------------
-    def _export_model(self) -> PreTrainedModel:
-        unwrapped = self.accelerator.unwrap_model(self.model)
+    def _export_model(self) -> PreTrainedModel | None:
+        """The plain model to write, on the main process (None on the others; every process
+        must call it). Weights sharded by FSDP or ZeRO-3 are gathered into a CPU copy;
+        LoRA adapters are merged into a copy."""
+        acc = self.accelerator
+        unwrapped = acc.unwrap_model(self.model)
+        if acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+            state = acc.get_state_dict(self.model)  # a collective; the full weights land on the main process
+            if not acc.is_main_process:
+                return None
+            model = AutoModelForCausalLM.from_config(unwrapped.config, dtype=torch.float32)
+            model.load_state_dict(state)
+            return model
+        if not acc.is_main_process:
+            return None
         return merged_copy(unwrapped) if self.config.lora is not None else unwrapped
 
     def _checkpoint(self, model: PreTrainedModel) -> AnySeqCheckpoint:
@@ -371,9 +418,15 @@ class Trainer:
     def save(self) -> Path:
         """Write a resumable checkpoint of the current step (all processes must call it)."""
         acc = self.accelerator
-        optimizer = get_optimizer_state_dict(
-            self.model, self.optimizer.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
-        )
+        self.state.data = self.stream.state_dict()
+        if acc.distributed_type == DistributedType.DEEPSPEED:
+            optimizer = {
+                "state": {},
+                "param_groups": [],
+            }  # kept inside DeepSpeed's engine, saved only with pickle
+        else:
+            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            optimizer = get_optimizer_state_dict(self.model, self.optimizer.optimizer, options=options)
         rng = {"torch": acc.gather(torch.get_rng_state()[None].to(acc.device)).cpu()}  # (world, N)
         if torch.cuda.is_available():
             rng["cuda"] = acc.gather(torch.cuda.get_rng_state()[None].to(acc.device)).cpu()
@@ -381,10 +434,11 @@ class Trainer:
         trainable = None
         if self.config.lora is not None:
             trainable = {name: p for name, p in unwrapped.named_parameters() if p.requires_grad}
+        model = self._export_model()
         path = self.out / CHECKPOINTS_DIR / checkpoint_name(self.state.step)
         if acc.is_main_process:
             with atomic_directory(path) as temp:
-                write_checkpoint_files(self._checkpoint(self._export_model()), temp)
+                write_checkpoint_files(self._checkpoint(model), temp)
                 write_training_files(temp, self.state, optimizer, rng, trainable)
             prune_checkpoints(path.parent, self.config.keep_last)
         acc.wait_for_everyone()
@@ -432,13 +486,17 @@ class Trainer:
             if config.save_every and step % config.save_every == 0 and step < config.max_steps:
                 self.save()
         progress.close()
-        if self.state.val_loss and self.state.val_loss[next(iter(self.state.val_loss))][-1][0] != self.state.step:
+        if (
+            self.state.val_loss
+            and self.state.val_loss[next(iter(self.state.val_loss))][-1][0] != self.state.step
+        ):
             self._validate(writer)
-        self.save()
+        last = self.save()
         summary = self._summary(stopped_early)
         if acc.is_main_process:
+            # The final model is the last checkpoint without its training state.
             with atomic_directory(self.out / MODEL_DIR) as temp:
-                write_checkpoint_files(self._checkpoint(self._export_model()), temp)
+                shutil.copytree(last, temp, ignore=shutil.ignore_patterns(TRAINING_DIR), dirs_exist_ok=True)
             atomic_write_json(self.out / SUMMARY_FILE, summary.to_dict())
             writer.close()
         acc.wait_for_everyone()
@@ -489,6 +547,7 @@ class Trainer:
             stopped_early=stopped_early,
             model=str(self.out / MODEL_DIR),
             val_loss=val_loss,
+            overlong=self.overlong,
         )
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="AnyWorld: the built-in multimodal world and the user's own data.", no_args_is_help=True)
+app = typer.Typer(
+    help="AnyWorld: the built-in multimodal world and the user's own data.", no_args_is_help=True
+)
 
 
 def _summary(manifest: dict) -> str:
@@ -19,8 +21,8 @@ def _summary(manifest: dict) -> str:
     lines.append("pretrain: " + ", ".join(f"{s} {sum(c.values())}" for s, c in manifest["pretrain"].items()))
     lines.append("instruct: " + ", ".join(f"{s} {c['dialogues']}" for s, c in manifest["instruct"].items()))
     pairs = manifest["instruct_pairs"]
-    lines.append(f"instruct pairs covered: {len(pairs['covered'])}" + (f", missing {pairs['missing']}"
-                                                                        if pairs["missing"] else ""))  # fmt: skip
+    missing = f", missing {pairs['missing']}" if pairs["missing"] else ""
+    lines.append(f"instruct input->output pairs covered: {len(pairs['covered'])}{missing}")
     skipped = manifest["user_data"]["skipped"]
     if skipped:
         lines.append(f"user data: {len(skipped)} lines skipped:")
@@ -78,3 +80,7 @@ def show(data: Path = typer.Argument(..., help="a built AnyWorld directory")) ->
     manifest = read_manifest(data)
     typer.echo(_summary(manifest))
     typer.echo(json.dumps(manifest["heldout"], indent=1)[:2000])
+
+
+if __name__ == "__main__":
+    app()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from anyseq.world.images import COLOURS, SHAPES
-from anyseq.world.music import INSTRUMENTS, MODES
+from anyseq.world.music import MELODY_INSTRUMENTS, MODES
 from anyseq.world.speech import VOICES
 
 BASE_SPLITS = ("train", "validation", "test")
@@ -51,9 +51,13 @@ def _check_counts(name: str, counts: dict[str, int]) -> None:
 
 def _check_fractions(name: str, fractions: dict[str, float]) -> None:
     if set(fractions) - set(COUNT_KEYS) - {"train"} or any(f < 0 for f in fractions.values()):
-        raise ValueError(f"{name}: fractions must map validation/test/heldout to values >= 0, got {fractions}")
+        raise ValueError(
+            f"{name}: fractions must map validation/test/heldout to values >= 0, got {fractions}"
+        )
     if sum(fractions.values()) >= 1:
-        raise ValueError(f"{name}: validation + test + heldout fractions must leave some for train, got {fractions}")
+        raise ValueError(
+            f"{name}: validation + test + heldout fractions must leave some for train, got {fractions}"
+        )
 
 
 @dataclass
@@ -61,20 +65,31 @@ class HeldoutConfig:
     """Attribute combinations and speakers that only held-out splits contain."""
 
     colour_shape: list[tuple[str, str]] = field(
-        default_factory=lambda: [("green", "triangle"), ("purple", "star"), ("red", "hexagon"), ("yellow", "heart")]
+        default_factory=lambda: [
+            ("green", "triangle"),
+            ("purple", "star"),
+            ("red", "hexagon"),
+            ("yellow", "heart"),
+        ]
     )
     voices: list[str] = field(default_factory=lambda: ["scottish-female", "midlands-male"])
-    instrument_mode: list[tuple[str, str]] = field(default_factory=lambda: [("flute", "minor"), ("cello", "major")])
+    instrument_mode: list[tuple[str, str]] = field(
+        default_factory=lambda: [("flute", "minor"), ("cello", "major")]
+    )
 
     def __post_init__(self) -> None:
         self.colour_shape = [tuple(pair) for pair in self.colour_shape]
         self.instrument_mode = [tuple(pair) for pair in self.instrument_mode]
         for colour, shape in self.colour_shape:
             if colour not in COLOURS or shape not in SHAPES:
-                raise ValueError(f"held-out pair ({colour}, {shape}): colours are {list(COLOURS)}, shapes {SHAPES}")
+                raise ValueError(
+                    f"held-out pair ({colour}, {shape}): colours are {list(COLOURS)}, shapes {SHAPES}"
+                )
         for instrument, mode in self.instrument_mode:
-            if instrument not in INSTRUMENTS or mode not in MODES:
-                raise ValueError(f"held-out pair ({instrument}, {mode}): instruments are {list(INSTRUMENTS)}")
+            if instrument not in MELODY_INSTRUMENTS or mode not in MODES:
+                raise ValueError(
+                    f"held-out pair ({instrument}, {mode}): instruments are {MELODY_INSTRUMENTS}"
+                )
         unknown = set(self.voices) - set(VOICES)
         if unknown or len(self.voices) >= len(VOICES):
             raise ValueError(f"held-out voices {self.voices}: must be some, not all, of {list(VOICES)}")
@@ -189,10 +204,6 @@ class WorldConfig:
             raise ValueError("shard sizes must be at least 1")
 
     @classmethod
-    def preset_names(cls) -> tuple[str, ...]:
-        return tuple(PRESETS)
-
-    @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> WorldConfig:
         if name not in PRESETS:
             raise ValueError(f"unknown world preset {name!r}; known: {list(PRESETS)}")
@@ -219,7 +230,9 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
     values = {}
     for name, value in data.items():
         default = known[name].default_factory() if callable(known[name].default_factory) else None
-        values[name] = _build(type(default), value) if is_dataclass(default) and isinstance(value, dict) else value
+        values[name] = (
+            _build(type(default), value) if is_dataclass(default) and isinstance(value, dict) else value
+        )
     return cls(**values)
 
 

@@ -61,7 +61,9 @@ class LabeledMedia(Media):
 def read_manifest(data_dir: str | Path) -> dict[str, Any]:
     path = Path(data_dir) / "manifest.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{data_dir}: no manifest.json; build it with `anyseq data build --out {data_dir}`")
+        raise FileNotFoundError(
+            f"{data_dir}: no manifest.json; build it with `anyseq data build --out {data_dir}`"
+        )
     return json.loads(path.read_text())
 
 
@@ -77,7 +79,9 @@ def _split_dirs(data_dir: Path, corpus_dir: Path, split: str) -> list[Path]:
     """The directories of `split` under `corpus_dir`; "heldout" means every held-out split."""
     known = read_manifest(data_dir)["splits"]
     if split != "heldout" and split not in known:
-        raise ValueError(f"{data_dir}: no split {split!r}; it has {known} (and 'heldout' for all held-out ones)")
+        raise ValueError(
+            f"{data_dir}: no split {split!r}; it has {known} (and 'heldout' for all held-out ones)"
+        )
     if split == "heldout":
         return sorted(p for p in corpus_dir.glob(HELDOUT_PREFIX + "*") if p.is_dir())
     return [corpus_dir / split] if (corpus_dir / split).is_dir() else []
@@ -146,13 +150,17 @@ def _pretrain(data_dir: Path, split: str) -> Iterator[tuple[str, Conversation]]:
     index = _ItemIndex(data_dir, split)
     for row in _rows(data_dir, data_dir / "pretrain", split):
         item = index[row["item_id"]]
-        media = LabeledMedia(item.modality, source=item.media, description=item.text, labels=item.labels,
-                             item_id=item.id)  # fmt: skip
+        media = LabeledMedia(
+            item.modality, source=item.media, description=item.text, labels=item.labels, item_id=item.id
+        )
         yield row["task"], pair_conversation(row["direction"], row["instruction"], media, item.text)
 
 
 def _dialogue(row: dict[str, Any], sample_rate: int) -> Conversation:
-    decoded = [decode_media(m, data, sample_rate) for m, data in zip(row["media_modalities"], row["media"], strict=True)]
+    decoded = [
+        decode_media(m, data, sample_rate)
+        for m, data in zip(row["media_modalities"], row["media"], strict=True)
+    ]
     labels = [json.loads(text) for text in row["media_labels"]]
     conversation = Conversation.from_dict(json.loads(row["conversation"]))
     position = 0

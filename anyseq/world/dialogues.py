@@ -112,8 +112,8 @@ class _Writer:
     melody: dict[str, Any] | None = None
     spoken_reply: dict[str, Any] | None = None  # labels of the last spoken reply
     heard: dict[str, Any] | None = None  # labels of the last speech the user played
-    last_text: str | None = None  # the last reply's text
-    last_spoken: bool = False  # whether the last reply was spoken
+    last_text: str | None = None  # the last reply's text, when it had no media
+    used: set[str] = field(default_factory=set)  # follow-ups already asked
 
     def __post_init__(self) -> None:
         self.user_delivery = self.sampler.delivery()
@@ -125,7 +125,7 @@ class _Writer:
 
     # media descriptions -------------------------------------------------------------
     def scene(self, labels: dict[str, Any]) -> MediaRequest:
-        caption = images.shape_caption(labels, self.rng)
+        caption = images.scene_phrase(labels)
         return MediaRequest("image", "shapes", labels, caption, f"a picture of {caption}")
 
     def emoji_image(self, emoji: images.Emoji) -> MediaRequest:
@@ -172,7 +172,7 @@ class _Writer:
             elif media.modality == "image":
                 self.image = media.labels
         self.messages.append(Message("assistant", parts))
-        self.last_text, self.last_spoken = answer, False
+        self.last_text = answer if media is None else None
 
     def say(self, answer: str, delivery: dict[str, Any] | None = None) -> None:
         """A spoken reply: the text of the answer, then its speech, with a voice prompt."""
@@ -180,7 +180,7 @@ class _Writer:
         request = self.voice(answer.lower().rstrip(".?!"), delivery)
         request.voice_prompt = self._prompt(delivery)
         self.reply(answer, request)
-        self.spoken_reply, self.last_spoken = request.labels, True
+        self.spoken_reply = {**request.labels, "answer": answer}
 
     def _prompt(self, delivery: dict[str, Any]) -> int:
         for index, prompt in enumerate(self.prompts):
@@ -248,7 +248,7 @@ def _image_text(w: _Writer) -> None:
         w.reply(f"It shows {article(picture.labels['name'])} {picture.labels['name']}.")
     elif w.rng.random() < 0.5:
         w.user("What is in this picture?", picture)
-        w.reply(sentence_case(picture.caption))
+        w.reply(sentence_case(images.shape_caption(picture.labels, w.rng)))
     else:
         question, answer = text.scene_question(picture.labels, w.rng)
         w.user(question, picture)
@@ -258,7 +258,9 @@ def _image_text(w: _Writer) -> None:
 def _recolour(w: _Writer, labels: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A new colour for a single-object scene that keeps the split's held-out rule."""
     shape = labels["objects"][0]["shape"]
-    colours = [c for c in images.COLOURS if c != labels["objects"][0]["colour"] and w.sampler.allows(c, shape)]
+    colours = [
+        c for c in images.COLOURS if c != labels["objects"][0]["colour"] and w.sampler.allows(c, shape)
+    ]
     colour = w.rng.choice(colours) if colours else labels["objects"][0]["colour"]
     return colour, {**labels, "objects": [{**labels["objects"][0], "colour": colour}]}
 
@@ -282,24 +284,27 @@ def _image_speech(w: _Writer) -> None:
     w.say(sentence_case(picture.caption))
 
 
-def _music_for(labels: dict[str, Any]) -> dict[str, str]:
-    obj = labels["objects"][0]
-    return {
-        "instrument": COLOUR_INSTRUMENT[obj["colour"]],
-        "mode": BACKGROUND_MODE[labels["background"]],
-        "tempo_word": SIZE_TEMPO[obj["size"]],
-        "key": SHAPE_KEY[obj["shape"]],
-    }
-
-
 def _image_music(w: _Writer) -> None:
-    while True:  # a scene whose music the split may contain
-        labels = w.single_scene()
-        attributes = _music_for(labels)
-        pair = (attributes["instrument"], attributes["mode"])
-        if (pair in w.sampler.instrument_mode_pairs) == w.sampler.heldout_melodies:
-            break
-    w.user("Play music that fits this picture.", w.scene(labels))
+    # a single-object scene whose colour-shape pair and whose music the split may both hold
+    choices = [
+        (colour, shape, size, background)
+        for colour, instrument in COLOUR_INSTRUMENT.items()
+        for shape in images.SHAPES
+        for size in images.SIZES
+        for background, mode in BACKGROUND_MODE.items()
+        if w.sampler.allows(colour, shape) and w.sampler.allows_music(instrument, mode)
+    ]
+    colour, shape, size, background = w.rng.choice(choices)
+    position = w.rng.choice(list(images.POSITIONS))
+    obj = images.scene_object(shape, colour, size, position, w.rng)
+    scene = {"background": background, "objects": [obj], "relation": None}
+    attributes = {
+        "instrument": COLOUR_INSTRUMENT[colour],
+        "mode": BACKGROUND_MODE[background],
+        "tempo_word": SIZE_TEMPO[size],
+        "key": SHAPE_KEY[shape],
+    }
+    w.user("Play music that fits this picture.", w.scene(scene))
     tune = w.tune(w.sampler.melody(**attributes))
     w.reply(sentence_case(f"here is {tune.caption}"), tune)
 
@@ -335,7 +340,9 @@ def _speech_speech(w: _Writer) -> None:
 
 def _speech_music(w: _Writer) -> None:
     labels = w.sampler.melody()
-    w.user_speech(f"play {article(labels['tempo_word'])} {labels['tempo_word']} {labels['instrument']} melody")
+    w.user_speech(
+        f"play {article(labels['tempo_word'])} {labels['tempo_word']} {labels['instrument']} melody"
+    )
     w.reply("Here is the music.", w.tune(labels))
 
 
@@ -351,15 +358,20 @@ def _music_text(w: _Writer) -> None:
 
 
 def _music_image(w: _Writer) -> None:
-    colours, shapes = _invert(COLOUR_INSTRUMENT), _invert(SHAPE_KEY)
-    while True:  # a melody whose picture the split may contain
-        labels = w.sampler.melody(instrument=w.rng.choice(list(colours)), key=w.rng.choice(list(shapes)))
-        colour, shape = colours[labels["instrument"]], shapes[labels["key"]]
-        if w.sampler.allows(colour, shape):
-            break
+    # a melody whose instrument-mode pair and whose picture the split may both hold
+    choices = [
+        (instrument, mode, key)
+        for colour, instrument in COLOUR_INSTRUMENT.items()
+        for mode in MODE_BACKGROUND
+        for shape, key in SHAPE_KEY.items()
+        if w.sampler.allows(colour, shape) and w.sampler.allows_music(instrument, mode)
+    ]
+    instrument, mode, key = w.rng.choice(choices)
+    labels = w.sampler.melody(instrument=instrument, mode=mode, key=key)
     size = _invert(SIZE_TEMPO)[labels["tempo_word"]]
+    colour, shape = _invert(COLOUR_INSTRUMENT)[instrument], _invert(SHAPE_KEY)[key]
     scene = {
-        "background": MODE_BACKGROUND[labels["mode"]],
+        "background": MODE_BACKGROUND[mode],
         "objects": [images.scene_object(shape, colour, size, "center", w.rng)],
         "relation": None,
     }
@@ -386,15 +398,18 @@ def _music_edit(w: _Writer, labels: dict[str, Any]) -> tuple[dict[str, Any], str
         allowed = [
             i
             for i in music.MELODY_INSTRUMENTS
-            if i != labels["instrument"]
-            and ((i, labels["mode"]) in w.sampler.instrument_mode_pairs) == w.sampler.heldout_melodies
+            if i != labels["instrument"] and w.sampler.allows_music(i, labels["mode"])
         ]
         if allowed:
             instrument = w.rng.choice(allowed)
-            return music.edit_melody(labels, seconds, instrument=instrument), f"Play it on the {instrument} instead."
+            return music.edit_melody(
+                labels, seconds, instrument=instrument
+            ), f"Play it on the {instrument} instead."
     faster = labels["tempo_word"] != "fast"
     word = {"slow": "moderate", "moderate": "fast", "fast": "moderate"}[labels["tempo_word"]]
-    return music.edit_melody(labels, seconds, tempo_word=word), "Now play it faster." if faster else "Now play it slower."
+    return music.edit_melody(
+        labels, seconds, tempo_word=word
+    ), "Now play it faster." if faster else "Now play it slower."
 
 
 FIRST: dict[str, Callable[[_Writer], None]] = {
@@ -428,9 +443,9 @@ def _follow_ups(w: _Writer) -> list[Callable[[_Writer], None]]:
         out += [_deeper_voice, _slower_voice]
     if w.heard is not None:
         out.append(_speaker_question)
-    if w.last_text is not None and not w.last_spoken:
+    if w.last_text is not None:
         out.append(_say_that)
-    return out
+    return [f for f in out if f.__name__ not in w.used]
 
 
 def _recolour_follow_up(w: _Writer) -> None:
@@ -459,14 +474,14 @@ def _deeper_voice(w: _Writer) -> None:
     last = w.spoken_reply
     delivery = {"voice": last["voice"], "rate": last["rate"], "pitch": speech.deeper(last["pitch"])}
     w.user("Say it again in a deeper voice.")
-    w.say(sentence_case(last["text"]), delivery)
+    w.say(last["answer"], delivery)
 
 
 def _slower_voice(w: _Writer) -> None:
     last = w.spoken_reply
     delivery = {"voice": last["voice"], "rate": max(100, last["rate"] - 50), "pitch": last["pitch"]}
     w.user("Say it more slowly.")
-    w.say(sentence_case(last["text"]), delivery)
+    w.say(last["answer"], delivery)
 
 
 def _speaker_question(w: _Writer) -> None:
@@ -494,7 +509,9 @@ def write_script(sampler: WorldSampler, emoji: list[images.Emoji], pair: str | N
     for _ in range(exchanges - 1):
         options = _follow_ups(w)
         if options and rng.random() < 0.7:
-            rng.choice(options)(w)
+            follow_up = rng.choice(options)
+            w.used.add(follow_up.__name__)
+            follow_up(w)
             follow_ups += 1
         else:
             FIRST[rng.choice(PAIRS)](w)
@@ -515,9 +532,10 @@ def write_script(sampler: WorldSampler, emoji: list[images.Emoji], pair: str | N
 
 
 def exchange_pairs(conversation: Conversation) -> list[str]:
-    """"input->output" of every user turn and the reply after it: a turn's modality is that
+    """ "input->output" of every user turn and the reply after it: a turn's modality is that
     of its last media part ("text" if none), so a spoken instruction about a picture is
     image input, and a reply of text then speech is speech output."""
+
     def modality(message: Message) -> str:
         media = [part.modality for part in message.content if isinstance(part, Media)]
         return media[-1] if media else "text"
@@ -543,7 +561,9 @@ def render_requests(
 ) -> list[RenderedMedia]:
     """Step 2: draw every request; all melodies go to FluidSynth in one call."""
     melodies = [r for r in requests if r.kind == "melody"]
-    clips = iter(music.render_scores([music.Score.from_labels(r.labels) for r in melodies], sample_rate, seconds))
+    clips = iter(
+        music.render_scores([music.Score.from_labels(r.labels) for r in melodies], sample_rate, seconds)
+    )
     out = []
     for request in requests:
         labels = request.labels
@@ -554,7 +574,9 @@ def render_requests(
         elif request.kind == "emoji":
             out.append(RenderedMedia("image", images.render_emoji(labels["char"], image_size), labels))
         elif request.kind == "speech":
-            clip = speech.synthesize(labels["text"], labels["voice"], labels["rate"], labels["pitch"], sample_rate)
+            clip = speech.synthesize(
+                labels["text"], labels["voice"], labels["rate"], labels["pitch"], sample_rate
+            )
             labels = {**labels, "phonemes": clip.phonemes, "duration": round(clip.audio.duration, 4)}
             out.append(RenderedMedia("speech", clip.audio, labels))
         else:

@@ -36,10 +36,6 @@ def executable(name: str, package: str) -> str:
     return path
 
 
-def espeak() -> str:
-    return executable("espeak-ng", "espeak-ng")
-
-
 def fluidsynth() -> str:
     return executable("fluidsynth", "fluidsynth")
 

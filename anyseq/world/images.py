@@ -92,6 +92,8 @@ def sample_scene(
 ) -> dict[str, Any]:
     """Labels of a random scene. With `heldout`, at least one object is a held-out
     (colour, shape) pair; without, none is."""
+    if heldout and not heldout_pairs:
+        raise ValueError("held-out scenes need at least one held-out (colour, shape) pair")
     while True:
         labels = _random_scene(rng, two_object_fraction)
         pairs = {(o["colour"], o["shape"]) for o in labels["objects"]}
@@ -161,17 +163,18 @@ def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, fl
         return [(cx, cy - r), (cx + 0.7 * r, cy), (cx, cy + r), (cx - 0.7 * r, cy)]
     if shape == "cross":
         a, w = r * 0.9, r * 0.3
-        return [
-            (cx - w, cy - a), (cx + w, cy - a), (cx + w, cy - w), (cx + a, cy - w), (cx + a, cy + w),
-            (cx + w, cy + w), (cx + w, cy + a), (cx - w, cy + a), (cx - w, cy + w), (cx - a, cy + w),
-            (cx - a, cy - w), (cx - w, cy - w),
-        ]  # fmt: skip
+        # a plus sign: the twelve corners, clockwise from the top arm's left edge
+        x = (-w, w, w, a, a, w, w, -w, -w, -a, -a, -w)
+        y = (-a, -a, -w, -w, w, w, a, a, w, w, -w, -w)
+        return [(cx + dx, cy + dy) for dx, dy in zip(x, y, strict=True)]
     if shape == "heart":
         scale = r / 16.5
         return [
             (
                 cx + scale * 16 * math.sin(t) ** 3,
-                cy - scale * (13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t) + 2),
+                cy
+                - scale
+                * (13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t) + 2),
             )
             for t in np.linspace(0, 2 * math.pi, 48, endpoint=False)
         ]
@@ -202,20 +205,27 @@ def _object_phrase(obj: dict[str, Any], with_size: bool = True) -> str:
     return f"{article(words[0])} {' '.join(words)}"
 
 
-def shape_caption(labels: dict[str, Any], rng: random.Random) -> str:
-    """A caption naming every attribute; the colour always directly precedes the shape."""
-    background = labels["background"]
+def scene_phrase(labels: dict[str, Any]) -> str:
+    """The canonical description of a scene: "a small red circle on the left on a white background"."""
     objects = labels["objects"]
     if len(objects) == 1:
         thing = f"{_object_phrase(objects[0])} {POSITION_PHRASES[objects[0]['position']]}"
     else:
         thing = f"{_object_phrase(objects[0])} {labels['relation']} {_object_phrase(objects[1])}"
+    return f"{thing} on a {labels['background']} background"
+
+
+def shape_caption(labels: dict[str, Any], rng: random.Random) -> str:
+    """A caption naming every attribute, in one of three word orders; the colour always
+    directly precedes the shape."""
+    phrase = scene_phrase(labels)
     template = rng.randrange(3)
     if template == 0:
-        return f"{thing} on a {background} background"
+        return phrase
     if template == 1:
-        return f"a {background} background with {thing}"
-    return f"there is {thing} on a {background} background"
+        thing, background = phrase.rsplit(" on a ", 1)
+        return f"a {background} with {thing}"
+    return f"there is {phrase}"
 
 
 # Emoji: single code points of the font with a Unicode name; modifiers, joiners and flag
@@ -264,13 +274,20 @@ def render_emoji(char: str, size: int = 64) -> Image.Image:
     side = max(right - left, bottom - top)
     canvas = Image.new("RGBA", (side, side), (255, 255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    draw.text(((side - (right - left)) / 2 - left, (side - (bottom - top)) / 2 - top), char, font=font, embedded_color=True)
+    draw.text(
+        ((side - (right - left)) / 2 - left, (side - (bottom - top)) / 2 - top),
+        char,
+        font=font,
+        embedded_color=True,
+    )
     return canvas.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
 
 
 def emoji_caption(emoji: Emoji, rng: random.Random) -> str:
     name = emoji.name
-    return rng.choice((f"an emoji of {article(name)} {name}", f"the {name} emoji", f"{article(name)} {name} emoji"))
+    return rng.choice(
+        (f"an emoji of {article(name)} {name}", f"the {name} emoji", f"{article(name)} {name} emoji")
+    )
 
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -278,7 +295,7 @@ DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 
 @cache
 def digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's handwritten digits (bundled, no download): images (1797, 8, 8) in 0..16, labels (1797,)."""
+    """scikit-learn's bundled handwritten digits: images (1797, 8, 8) in 0..16, labels (1797,)."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
@@ -293,7 +310,9 @@ def render_digit(pixels: np.ndarray, size: int = 64) -> Image.Image:
 
 def digit_caption(digit: int, rng: random.Random) -> str:
     name = DIGIT_NAMES[digit]
-    return rng.choice((f"a handwritten digit {name}", f"the number {name} written by hand", f"a hand-drawn {name}"))
+    return rng.choice(
+        (f"a handwritten digit {name}", f"the number {name} written by hand", f"a hand-drawn {name}")
+    )
 
 
 # scikit-image's bundled sample images (loaded without download) and what they show.

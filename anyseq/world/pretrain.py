@@ -108,7 +108,9 @@ def task_counts(total: int, ratios: dict[str, float], modalities: set[str]) -> d
     return counts
 
 
-def make_pairs(items: dict[str, list[str]], split: str, config: PretrainConfig, seed: int) -> list[dict[str, Any]]:
+def make_pairs(
+    items: dict[str, list[str]], split: str, config: PretrainConfig, seed: int
+) -> list[dict[str, Any]]:
     """All pairs of a split, given its item ids per modality; each task walks a shuffled
     order of the items, so items are used evenly."""
     total = round(config.pairs_per_item * sum(len(ids) for ids in items.values()))
@@ -139,7 +141,10 @@ def pair_conversation(direction: str, instruction: str, media: Media, text: str)
     if direction == "media->text":
         messages = [Message("user", [Text(f"{instruction} "), media]), Message("assistant", [Text(text)])]
     elif direction == "text->media":
-        messages = [Message("user", [Text(f"{instruction} {INPUT_MARKER} {text}")]), Message("assistant", [media])]
+        messages = [
+            Message("user", [Text(f"{instruction} {INPUT_MARKER} {text}")]),
+            Message("assistant", [media]),
+        ]
     else:
         raise ValueError(f"direction must be 'media->text' or 'text->media', got {direction!r}")
     return Conversation(messages, system=None)

@@ -45,10 +45,7 @@ class WorldSampler:
 
     def colour_shape(self) -> tuple[str, str]:
         """A (colour, shape) pair this split may mention."""
-        while True:
-            pair = (self.rng.choice(list(images.COLOURS)), self.rng.choice(images.SHAPES))
-            if (pair in self.colour_shape_pairs) == self.heldout_scenes:
-                return pair
+        return self.rng.choice([(c, s) for c in images.COLOURS for s in images.SHAPES if self.allows(c, s)])
 
     def melody(self, **fixed: Any) -> dict[str, Any]:
         return music.sample_melody(
@@ -57,13 +54,16 @@ class WorldSampler:
 
     def instrument_mode(self) -> tuple[str, str]:
         """An (instrument, mode) pair this split may mention."""
-        while True:
-            pair = (self.rng.choice(music.MELODY_INSTRUMENTS), self.rng.choice(list(music.MODES)))
-            if (pair in self.instrument_mode_pairs) == self.heldout_melodies:
-                return pair
+        pairs = [(i, m) for i in music.MELODY_INSTRUMENTS for m in music.MODES if self.allows_music(i, m)]
+        return self.rng.choice(pairs)
 
     def allows(self, colour: str, shape: str) -> bool:
+        """Whether this split may show the (colour, shape) pair."""
         return ((colour, shape) in self.colour_shape_pairs) == self.heldout_scenes
+
+    def allows_music(self, instrument: str, mode: str) -> bool:
+        """Whether this split may play the (instrument, mode) pair."""
+        return ((instrument, mode) in self.instrument_mode_pairs) == self.heldout_melodies
 
     def delivery(self) -> dict[str, Any]:
         speech = self.config.speech

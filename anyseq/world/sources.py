@@ -10,9 +10,12 @@ belongs to exactly one split.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from PIL import Image
 
 from anyseq.world import images, music, speech, text
 from anyseq.world.config import BASE_SPLITS, HELDOUT_PREFIX, WorldConfig
@@ -47,23 +50,25 @@ class Source(Protocol):
     name: str  # the `source` of its items
     modality: str
     heldout_kind: str | None  # its held-out split is f"heldout_{heldout_kind}"
-    cost: float  # rough seconds per item, to schedule the slowest shards first
+    cost: float  # CPU seconds per item (measured by `anyseq bench data`), to schedule slow shards first
 
     def sizes(self, config: WorldConfig) -> dict[str, int]: ...
 
     def make(self, config: WorldConfig, split: str, start: int, count: int) -> list[ItemRow]: ...
 
 
-def split_name(key: str, heldout_kind: str | None) -> str:
+def split_name(key: str, heldout_kind: str | None, source: str) -> str:
     """A counts key ("train", ..., "heldout") -> the split's name."""
     if key != "heldout":
         return key
     if heldout_kind is None:
-        raise ValueError("this source has no held-out split")
+        raise ValueError(f"{source} has no held-out split; give it no 'heldout' count or fraction")
     return HELDOUT_PREFIX + heldout_kind
 
 
-def split_catalogue(size: int, counts: dict[str, int], seed: int, name: str, heldout_kind: str | None) -> dict[str, list[int]]:
+def split_catalogue(
+    size: int, counts: dict[str, int], seed: int, name: str, heldout_kind: str | None
+) -> dict[str, list[int]]:
     """Indices 0..size-1 shuffled once by seed and assigned to splits; `counts` per key
     (validation, test, heldout), the rest to train unless counts name train too."""
     order = list(range(size))
@@ -76,20 +81,20 @@ def split_catalogue(size: int, counts: dict[str, int], seed: int, name: str, hel
         else:
             take = min(counts.get(key, 0), size - position)
         if take:
-            out[split_name(key, heldout_kind)] = sorted(order[position : position + take])
+            out[split_name(key, heldout_kind, name)] = sorted(order[position : position + take])
         position += take
     return out
 
 
-def _sampled_sizes(counts: dict[str, int], heldout_kind: str | None) -> dict[str, int]:
-    return {split_name(key, heldout_kind): n for key, n in counts.items() if n}
+def _sampled_sizes(counts: dict[str, int], heldout_kind: str, source: str) -> dict[str, int]:
+    return {split_name(key, heldout_kind, source): n for key, n in counts.items() if n}
 
 
 class Shapes:
-    name, modality, heldout_kind, cost = "shapes", "image", "colour_shape", 0.002
+    name, modality, heldout_kind, cost = "shapes", "image", "colour_shape", 0.0006
 
     def sizes(self, config: WorldConfig) -> dict[str, int]:
-        return _sampled_sizes(config.shapes, self.heldout_kind)
+        return _sampled_sizes(config.shapes, self.heldout_kind, self.name)
 
     def make(self, config: WorldConfig, split: str, start: int, count: int) -> list[ItemRow]:
         sampler = WorldSampler(config, split, shard_rng(config.seed, self.name, split, start))
@@ -107,9 +112,15 @@ class Catalogue:
 
     heldout_kind: str | None = None
 
-    def entries(self) -> int: ...
+    def entries(self) -> int:
+        """How many entries the collection has."""
+        ...
 
-    def row(self, config: WorldConfig, entry: int, rng) -> tuple[str, Any, dict[str, Any]]: ...
+    def row(
+        self, config: WorldConfig, entry: int, rng: random.Random
+    ) -> tuple[str, Image.Image, dict[str, Any]]:
+        """(caption, image, labels) of one entry."""
+        ...
 
     def assignment(self, config: WorldConfig) -> dict[str, list[int]]:
         catalogue = getattr(config, self.name)
@@ -127,17 +138,21 @@ class Catalogue:
         rows = []
         for index, entry in enumerate(self.assignment(config)[split][start : start + count], start):
             caption, image, labels = self.row(config, entry, rng)
-            rows.append(ItemRow(f"{self.name}-{split}-{index:06d}", caption, encode_image(image), "png", labels))
+            rows.append(
+                ItemRow(f"{self.name}-{split}-{index:06d}", caption, encode_image(image), "png", labels)
+            )
         return rows
 
 
 class Emoji(Catalogue):
-    name, modality, heldout_kind, cost = "emoji", "image", "emoji", 0.004
+    name, modality, heldout_kind, cost = "emoji", "image", "emoji", 0.0025
 
     def entries(self) -> int:
         return len(images.emoji_catalogue())
 
-    def row(self, config, entry, rng):
+    def row(
+        self, config: WorldConfig, entry: int, rng: random.Random
+    ) -> tuple[str, Image.Image, dict[str, Any]]:
         emoji = images.emoji_catalogue()[entry]
         labels = {"char": emoji.char, "name": emoji.name, "codepoint": emoji.codepoint}
         return images.emoji_caption(emoji, rng), images.render_emoji(emoji.char, config.image_size), labels
@@ -148,12 +163,14 @@ class Emoji(Catalogue):
 
 
 class Digits(Catalogue):
-    name, modality, cost = "digits", "image", 0.001
+    name, modality, cost = "digits", "image", 0.0007
 
     def entries(self) -> int:
         return len(images.digits()[1])
 
-    def row(self, config, entry, rng):
+    def row(
+        self, config: WorldConfig, entry: int, rng: random.Random
+    ) -> tuple[str, Image.Image, dict[str, Any]]:
         pixels, targets = images.digits()
         digit = int(targets[entry])
         labels = {"digit": digit, "index": entry}
@@ -161,21 +178,23 @@ class Digits(Catalogue):
 
 
 class Photos(Catalogue):
-    name, modality, cost = "photos", "image", 0.05
+    name, modality, cost = "photos", "image", 0.017
 
     def entries(self) -> int:
         return len(images.PHOTOS)
 
-    def row(self, config, entry, rng):
+    def row(
+        self, config: WorldConfig, entry: int, rng: random.Random
+    ) -> tuple[str, Image.Image, dict[str, Any]]:
         name = list(images.PHOTOS)[entry]
         return images.PHOTOS[name], images.render_photo(name, config.image_size), {"photo": name}
 
 
 class Speech:
-    name, modality, heldout_kind, cost = "espeak", "speech", "voice", 0.03
+    name, modality, heldout_kind, cost = "espeak", "speech", "voice", 0.0035
 
     def sizes(self, config: WorldConfig) -> dict[str, int]:
-        return _sampled_sizes(config.speech.counts, self.heldout_kind)
+        return _sampled_sizes(config.speech.counts, self.heldout_kind, self.name)
 
     def make(self, config: WorldConfig, split: str, start: int, count: int) -> list[ItemRow]:
         sampler = WorldSampler(config, split, shard_rng(config.seed, self.name, split, start))
@@ -183,14 +202,18 @@ class Speech:
         for index in range(start, start + count):
             sentence = text.spoken_sentence(sampler)
             delivery = sampler.delivery()
-            clip = speech.synthesize(sentence, delivery["voice"], delivery["rate"], delivery["pitch"], config.sample_rate)
+            clip = speech.synthesize(
+                sentence, delivery["voice"], delivery["rate"], delivery["pitch"], config.sample_rate
+            )
             labels = {
                 **delivery,
                 "voice_description": speech.VOICES[delivery["voice"]].description,
                 "phonemes": clip.phonemes,
                 "duration": round(clip.audio.duration, 4),
             }
-            rows.append(ItemRow(f"espeak-{split}-{index:06d}", sentence, encode_audio(clip.audio), "flac", labels))
+            rows.append(
+                ItemRow(f"espeak-{split}-{index:06d}", sentence, encode_audio(clip.audio), "flac", labels)
+            )
         return rows
 
 
@@ -206,10 +229,10 @@ def _music_rows(config: WorldConfig, prefix: str, entries: list[tuple[int, dict[
 
 
 class Melodies:
-    name, modality, heldout_kind, cost = "melody", "music", "melody", 0.01
+    name, modality, heldout_kind, cost = "melody", "music", "melody", 0.011
 
     def sizes(self, config: WorldConfig) -> dict[str, int]:
-        return _sampled_sizes(config.music.melodies, self.heldout_kind)
+        return _sampled_sizes(config.music.melodies, self.heldout_kind, self.name)
 
     def make(self, config: WorldConfig, split: str, start: int, count: int) -> list[ItemRow]:
         sampler = WorldSampler(config, split, shard_rng(config.seed, self.name, split, start))
@@ -242,8 +265,10 @@ class CorpusMusic:
         return assignment.get(split, [])
 
     def sizes(self, config: WorldConfig) -> dict[str, int]:
-        splits = [*BASE_SPLITS, split_name("heldout", self.heldout_kind)]
-        sizes = {split: len(self._pieces_of(config, split)) * config.music.excerpts_per_piece for split in splits}
+        splits = [*BASE_SPLITS, split_name("heldout", self.heldout_kind, self.name)]
+        sizes = {
+            split: len(self._pieces_of(config, split)) * config.music.excerpts_per_piece for split in splits
+        }
         return {split: n for split, n in sizes.items() if n}
 
     def make(self, config: WorldConfig, split: str, start: int, count: int) -> list[ItemRow]:
@@ -266,7 +291,9 @@ class CorpusMusic:
             parts, key_name, mode = parsed[entry]
             bpm = sampler.rng.randint(*self.tempo)
             instrument = self._instrument(sampler, mode)
-            labels = music.corpus_excerpt(piece, parts, key_name, mode, excerpt, bpm, instrument, config.music.seconds)
+            labels = music.corpus_excerpt(
+                piece, parts, key_name, mode, excerpt, bpm, instrument, config.music.seconds
+            )
             if labels is None:
                 log.info("%s excerpt %d: skipped, too few notes", piece.title, excerpt)
                 continue
@@ -291,7 +318,9 @@ SOURCES: dict[str, Source] = {
         Photos(),
         Speech(),
         Melodies(),
-        CorpusMusic("chorale", "chorales", music.chorale_catalogue, music.ENSEMBLE_INSTRUMENTS, (56, 90), 0.08),
-        CorpusMusic("folk", "folk", music.folk_catalogue, music.MELODY_INSTRUMENTS, (80, 140), 0.03),
+        CorpusMusic(
+            "chorale", "chorales", music.chorale_catalogue, music.ENSEMBLE_INSTRUMENTS, (56, 90), 0.08
+        ),
+        CorpusMusic("folk", "folk", music.folk_catalogue, music.MELODY_INSTRUMENTS, (80, 140), 0.035),
     )
 }

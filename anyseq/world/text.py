@@ -11,12 +11,14 @@ appear only in held-out splits.
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 from anyseq.world import images, music
 from anyseq.world.images import article
 from anyseq.world.sampler import WorldSampler
 
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-                "twelve")  # fmt: skip
+NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
 COLOUR_MIXES = {("blue", "yellow"): "green", ("red", "yellow"): "orange", ("blue", "red"): "purple"}
 
 
@@ -49,7 +51,9 @@ def spoken_sentence(s: WorldSampler) -> str:
         # questions
         f"what colour is the {shape}",
         f"how many sides does {article(sided)} {sided} have",
-        rng.choice(("which instrument is playing", "is this melody fast or slow", "what key is this melody in")),
+        rng.choice(
+            ("which instrument is playing", "is this melody fast or slow", "what key is this melody in")
+        ),
         f"where is the {colour} {shape}",
         # answers
         f"the {shape} is {colour}",
@@ -69,7 +73,10 @@ def fact_question(s: WorldSampler) -> tuple[str, str]:
     if kind == 0:
         shape = rng.choice(list(images.SIDES))
         sides = NUMBER_WORDS[images.SIDES[shape]]
-        return f"How many sides does {article(shape)} {shape} have?", f"{article(shape).capitalize()} {shape} has {sides} sides."
+        return (
+            f"How many sides does {article(shape)} {shape} have?",
+            f"{article(shape).capitalize()} {shape} has {sides} sides.",
+        )
     if kind == 1:
         instrument = rng.choice(music.MELODY_INSTRUMENTS)
         family = music.INSTRUMENT_FAMILIES[instrument]
@@ -82,7 +89,7 @@ def fact_question(s: WorldSampler) -> tuple[str, str]:
     return f"How fast is a {word} tempo?", f"A {word} tempo is between {low} and {high} beats per minute."
 
 
-def scene_question(labels: dict, rng) -> tuple[str, str]:
+def scene_question(labels: dict[str, Any], rng: random.Random) -> tuple[str, str]:
     """A question about a shape scene and its answer."""
     obj = labels["objects"][0]
     kind = rng.randrange(3)
@@ -91,15 +98,21 @@ def scene_question(labels: dict, rng) -> tuple[str, str]:
     if kind == 1:
         return "What colour is the background?", f"The background is {labels['background']}."
     if len(labels["objects"]) == 1:
-        return "What shape is in the picture?", f"It is {article(obj['colour'])} {obj['colour']} {obj['shape']}."
+        return (
+            "What shape is in the picture?",
+            f"It is {article(obj['colour'])} {obj['colour']} {obj['shape']}.",
+        )
     return "How many objects are there?", "There are two objects."
 
 
-def music_question(labels: dict, rng) -> tuple[str, str]:
+def music_question(labels: dict[str, Any], rng: random.Random) -> tuple[str, str]:
     """A question about a melody and its answer."""
     kind = rng.randrange(3)
     if kind == 0:
         return "What instrument is playing?", f"It is {article(labels['instrument'])} {labels['instrument']}."
     if kind == 1:
-        return "Is it fast or slow?", f"It is {labels['tempo_word']}, about {labels['tempo']} beats per minute."
+        return (
+            "Is it fast or slow?",
+            f"It is {labels['tempo_word']}, about {labels['tempo']} beats per minute.",
+        )
     return "What key is it in?", f"It is in {labels['key']} {labels['mode']}."

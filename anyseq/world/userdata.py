@@ -5,13 +5,14 @@ COCO-, LibriSpeech- or MusicCaps-style folders plug in unchanged. One JSON objec
 line, paths relative to the JSONL file:
 
     {"image": "coco/000123.jpg", "text": "a man riding a horse"}             an image and its caption
-    {"speech": "libri/84-121123-0000.flac", "text": "go do you hear"}       speech and its transcript
+    {"speech": "libri/84-121123-0000.flac", "text": "go do you hear"}       speech, transcript
     {"audio": "clip.wav", "text": "..."}                                     same as "speech"
-    {"music": "musiccaps/clip.wav", "text": "a calm piano piece"}            music and its caption
+    {"music": "musiccaps/clip.wav", "text": "a calm piano piece"}            music, caption
     {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
                                                {"type": "image", "path": "cat.png"}]},
                   {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]}]}
-                                                                             a conversation (Conversation.to_dict form)
+                                                                             a conversation, in the
+                                                                             Conversation.to_dict form
 
 Optional keys: "split" ("train" by default; "validation", "test" or "heldout_<kind>"),
 "id", "labels" (an object, items only), "system" (conversations). Items become pretraining
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -73,13 +75,17 @@ def count_lines(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
-def _media(path_text: Any, modality: str, base: Path, limits: UserDataConfig, sample_rate: int) -> tuple[bytes, str]:
+def _media(
+    path_text: Any, modality: str, base: Path, limits: UserDataConfig, sample_rate: int
+) -> tuple[bytes, str]:
     """Validated original bytes of a media file and their format name."""
     if not isinstance(path_text, str) or not path_text:
         raise _LineError(f"{modality} path must be a non-empty string, got {path_text!r}")
     path = base / path_text
     if path.is_file() and path.stat().st_size > limits.max_file_bytes:
-        raise _LineError(f"{path.stat().st_size} bytes exceeds the limit of {limits.max_file_bytes}", path_text)
+        raise _LineError(
+            f"{path.stat().st_size} bytes exceeds the limit of {limits.max_file_bytes}", path_text
+        )
     try:
         if modality == "image":
             load_image(path)
@@ -88,7 +94,8 @@ def _media(path_text: Any, modality: str, base: Path, limits: UserDataConfig, sa
         load_audio(path, sample_rate, max_seconds=limits.max_audio_seconds)
         return path.read_bytes(), soundfile.info(str(path)).format.lower()
     except MediaError as error:
-        raise _LineError(str(error).removeprefix(f"{path}: "), path_text) from error
+        reason = re.sub(r" at 0x[0-9a-f]+", "", str(error).removeprefix(f"{path}: "))  # no memory addresses
+        raise _LineError(reason, path_text) from error
 
 
 def _split(record: dict[str, Any]) -> str:
@@ -98,7 +105,9 @@ def _split(record: dict[str, Any]) -> str:
     return split
 
 
-def _item(record: dict[str, Any], key: str, ident: str, base: Path, limits: UserDataConfig, rate: int) -> dict:
+def _item(
+    record: dict[str, Any], key: str, ident: str, base: Path, limits: UserDataConfig, rate: int
+) -> dict:
     modality = MEDIA_KEYS[key]
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
@@ -134,7 +143,9 @@ def _conversation(record: dict[str, Any], ident: str, base: Path, limits: UserDa
                 raise _LineError(f"a {part.modality} part needs a 'path'")
             if part.modality not in ("image", "speech", "music"):
                 raise _LineError(f"unknown media type {part.modality!r}; use image, speech or music")
-            data, fmt = _media(part.source, "image" if part.modality == "image" else "audio", base, limits, rate)
+            data, fmt = _media(
+                part.source, "image" if part.modality == "image" else "audio", base, limits, rate
+            )
             media.append(data)
             modalities.append(part.modality)
             formats.append(fmt)
@@ -156,7 +167,9 @@ def _conversation(record: dict[str, Any], ident: str, base: Path, limits: UserDa
     }
 
 
-def read_chunk(path: Path, prefix: str, start: int, count: int, limits: UserDataConfig, sample_rate: int) -> UserChunk:
+def read_chunk(
+    path: Path, prefix: str, start: int, count: int, limits: UserDataConfig, sample_rate: int
+) -> UserChunk:
     """Lines start+1 .. start+count of a JSONL file (1-based line numbers in reports)."""
     chunk = UserChunk({}, {}, [], 0)
     base = path.parent
@@ -183,13 +196,14 @@ def read_chunk(path: Path, prefix: str, start: int, count: int, limits: UserData
                     continue
                 keys = [key for key in MEDIA_KEYS if key in record]
                 if len(keys) != 1:
-                    raise _LineError(f"an item needs exactly one of {list(MEDIA_KEYS)} (or 'messages'), got {keys}")
+                    raise _LineError(
+                        f"an item needs exactly one of {list(MEDIA_KEYS)} (or 'messages'), got {keys}"
+                    )
                 row = _item(record, keys[0], ident, base, limits, sample_rate)
                 chunk.items.setdefault((row["modality"], row["split"]), []).append(row)
             except _LineError as error:
-                skipped = Skipped(str(path), number, error.path, str(error))
                 log.warning("%s line %d: skipped %s: %s", path, number, error.path or "the line", error)
-                chunk.skipped.append(skipped)
+                chunk.skipped.append(Skipped(str(path), number, error.path, str(error)))
     return chunk
 
 

@@ -1,0 +1,75 @@
+import json
+import math
+
+import pytest
+
+from anyseq.training.config import ANYGPT_PRETRAIN_RATIOS, PRESETS, LoraSettings, TrainConfig
+
+
+def test_every_preset_builds_for_both_stages():
+    for name in PRESETS:
+        for stage in ("pretrain", "sft"):
+            config = TrainConfig.from_name(name, stage)
+            assert config.stage == stage, name
+
+
+def test_pretrain_mix_is_anygpts():
+    ratios = ANYGPT_PRETRAIN_RATIOS
+    assert math.isclose(sum(ratios.values()), 1.0)
+    assert ratios["image_caption"] == 0.2 and ratios["image_generation"] == 0.22
+    assert math.isclose(ratios["asr"] + ratios["tts"], 0.3)
+    assert math.isclose(ratios["music_caption"] + ratios["music_generation"], 0.28)
+    assert TrainConfig.from_name("tiny", "pretrain").task_ratios == ratios
+    assert TrainConfig.from_name("tiny", "sft").task_ratios is None  # dialogues in their natural proportions
+    paper = TrainConfig.from_name("anygpt-7b", "pretrain")
+    assert (paper.learning_rate, paper.warmup_fraction, paper.block_size) == (3e-5, 0.03, 4500)
+    assert TrainConfig.from_name("anygpt-7b", "sft").learning_rate == 2e-5
+
+
+def test_learning_rate_warms_up_then_follows_a_cosine():
+    config = TrainConfig(
+        stage="pretrain", learning_rate=1.0, max_steps=100, warmup_fraction=0.03, min_lr_ratio=0.1
+    )
+    assert config.warmup_steps == 3
+    assert [config.learning_rate_at(s) for s in range(3)] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert config.learning_rate_at(3) == pytest.approx(1.0)
+    halfway = 3 + 97 / 2
+    assert config.learning_rate_at(int(halfway)) == pytest.approx(
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 48 / 97))
+    )
+    assert config.learning_rate_at(100) == pytest.approx(0.1)
+    rates = [config.learning_rate_at(s) for s in range(3, 101)]
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_config_files_name_a_preset_and_override_it(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(
+        json.dumps({"preset": "tiny", "stage": "sft", "max_steps": 7, "lora": {"rank": 4, "alpha": 8}})
+    )
+    config = TrainConfig.from_file(path)
+    assert config.max_steps == 7 and config.learning_rate == PRESETS["tiny"]["sft"].learning_rate
+    assert config.lora == LoraSettings(rank=4, alpha=8)
+    yaml_path = tmp_path / "run.yaml"
+    yaml_path.write_text("preset: test\nstage: pretrain\nbetas: [0.8, 0.9]\n")
+    assert TrainConfig.from_file(yaml_path).betas == (0.8, 0.9)
+
+
+def test_to_dict_round_trips_through_json():
+    config = TrainConfig.from_name("tiny", "pretrain", lora={"rank": 8, "alpha": 16})
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="unknown training preset 'huge'"):
+        TrainConfig.from_name("huge", "pretrain")
+    with pytest.raises(ValueError, match=r"unknown training settings \['lr'\]"):
+        TrainConfig.from_name("tiny", "pretrain", lr=1.0)
+    with pytest.raises(ValueError, match=r"save_every \(15\) must be a multiple of log_every \(10\)"):
+        TrainConfig.from_name("tiny", "pretrain", save_every=15)
+    with pytest.raises(ValueError, match="learning_rate must be positive"):
+        TrainConfig.from_name("tiny", "pretrain", learning_rate=0.0)
+    with pytest.raises(ValueError, match="task_ratios must be positive"):
+        TrainConfig.from_name("tiny", "pretrain", task_ratios={"asr": 0.0})
+    with pytest.raises(ValueError, match="stage must be one of"):
+        TrainConfig(stage="finetune", learning_rate=1.0, max_steps=1)

@@ -1,0 +1,194 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import instruct_items, pretrain_items
+
+from anyseq.checkpoint import read_layout
+from anyseq.conversation import render
+from anyseq.modalities import load_tokenizer
+from anyseq.training.data import (
+    IGNORE,
+    DialogueStream,
+    PackedStream,
+    TaskExamples,
+    TaskSampler,
+    TokenizedSplit,
+    TrainSequence,
+    collate,
+    make_stream,
+    resolve_ratios,
+)
+from anyseq.training.tokenize import MANIFEST, read_view_manifest, write_view
+from anyseq.training.trainer import find_view
+
+
+def _tokenizers(model):
+    layout, meta = read_layout(model)
+    return layout, {name: load_tokenizer(model / sub) for name, sub in meta["modalities"].items()}
+
+
+def test_view_holds_exactly_what_render_gives(tiny_world):
+    layout, tokenizers = _tokenizers(tiny_world.model)
+    manifest = read_view_manifest(tiny_world.view)
+    counts = manifest["corpora"]["pretrain"]["train"]
+    assert counts["examples"] == 96 and counts["skipped"] == 0
+    assert sum(t["examples"] for t in counts["tasks"].values()) == 96
+    split = TokenizedSplit.load(tiny_world.view, "pretrain", "train")
+    position = {task: 0 for task in split.tasks}
+    for task, conversation in pretrain_items(96, 1):
+        expected = render(conversation, layout, tokenizers, loss_on="all")
+        ids, mask = split.tasks[task].example(position[task])
+        position[task] += 1
+        assert ids.tolist() == expected.ids.tolist()
+        assert mask.tolist() == expected.loss_mask.tolist()
+    assert max(split.tasks[t].lengths.max() for t in split.tasks) == counts["max_length"]
+    # Dialogues train only the assistant's turns.
+    dialogues = TokenizedSplit.load(tiny_world.view, "instruct", "train")
+    task, conversation = instruct_items(1, 3)[0]
+    ids, mask = dialogues.tasks[task].example(0)
+    expected = render(conversation, layout, tokenizers, loss_on="assistant")
+    assert mask.tolist() == expected.loss_mask.tolist() and 0 < mask.sum() < len(mask)
+
+
+def test_shards_split_and_reassemble(tiny_world, tmp_path):
+    layout, tokenizers = _tokenizers(tiny_world.model)
+    items = pretrain_items(30, 7)
+    write_view(tmp_path / "v", {"pretrain": {"train": items}}, layout, tokenizers, "f", shard_examples=8)
+    manifest = read_view_manifest(tmp_path / "v")
+    assert manifest["corpora"]["pretrain"]["train"]["shards"] == [f"part-{i:05d}.parquet" for i in range(4)]
+    split = TokenizedSplit.load(tmp_path / "v", "pretrain", "train")
+    assert len(split) == 30
+    first = [c for t, c in items if t == "asr"][0]
+    assert (
+        split.tasks["asr"].example(0)[0].tolist()
+        == render(first, layout, tokenizers, loss_on="all").ids.tolist()
+    )
+
+
+def test_unrenderable_conversations_are_skipped_and_named(tiny_world, tmp_path):
+    layout, tokenizers = _tokenizers(tiny_world.model)
+    items = pretrain_items(6, 1)
+    broken = items[2][1]
+    broken.messages[0].content[1].source = np.zeros(0, dtype=np.float32)  # speech with no samples
+    manifest = write_view(tmp_path / "v", {"pretrain": {"train": items}}, layout, tokenizers, "f")
+    counts = manifest["corpora"]["pretrain"]["train"]
+    assert counts["examples"] == 5 and counts["skipped"] == 1
+    assert counts["skipped_examples"][0].startswith("pretrain/train #2 (asr)")
+
+
+def _examples(lengths: list[int], offset: int = 0) -> TaskExamples:
+    ids = np.arange(offset, offset + sum(lengths), dtype=np.int32)
+    return TaskExamples(ids, np.ones(len(ids), dtype=bool), np.concatenate([[0], np.cumsum(lengths)]))
+
+
+def test_sampler_follows_ratios_and_covers_each_epoch():
+    sampler = TaskSampler({"a": 5, "b": 7}, {"a": 0.75, "b": 0.25}, seed=0)
+    draws = [sampler.next() for _ in range(4000)]
+    share = sum(task == "a" for task, _ in draws) / len(draws)
+    assert abs(share - 0.75) < 0.03
+    first_epoch_a = [i for task, i in draws if task == "a"][:5]
+    assert sorted(first_epoch_a) == list(range(5))
+
+
+def test_packing_cuts_blocks_and_continues_the_cut_example():
+    split = TokenizedSplit("s", {"a": _examples([5, 9, 3]), "b": _examples([4, 6], offset=100)})
+    ratios = resolve_ratios(split, None)
+    assert ratios == pytest.approx({"a": 0.6, "b": 0.4})
+    stream = PackedStream(split, TaskSampler({"a": 3, "b": 2}, ratios, seed=1), block_size=8)
+    blocks = [stream.next() for _ in range(6)]
+    assert all(len(b.ids) == 8 for b in blocks)
+    reference = TaskSampler({"a": 3, "b": 2}, ratios, seed=1)
+    expected = []
+    while len(expected) < 48:
+        task, index = reference.next()
+        expected.extend(split.tasks[task].example(index)[0].tolist())
+    assert np.concatenate([b.ids for b in blocks]).tolist() == expected[:48]
+    tasks = np.concatenate([b.task for b in blocks])
+    assert ((tasks == 1) == (np.concatenate([b.ids for b in blocks]) >= 100)).all()
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "sft"])
+def test_a_saved_position_continues_the_same_sequences(tiny_world, stage):
+    corpus = "pretrain" if stage == "pretrain" else "instruct"
+    split = TokenizedSplit.load(tiny_world.view, corpus, "train")
+    ratios = {t: 1.0 for t in split.tasks}
+    stream = make_stream(stage, split, ratios, seed=3, block_size=40)
+    for _ in range(7):
+        stream.next()
+    state = json.loads(json.dumps(stream.state_dict()))
+    expected = [stream.next().ids.tolist() for _ in range(9)]
+    resumed = make_stream(stage, split, ratios, seed=3, block_size=40)
+    resumed.load_state_dict(state)
+    assert [resumed.next().ids.tolist() for _ in range(9)] == expected
+    assert isinstance(stream, PackedStream if stage == "pretrain" else DialogueStream)
+
+
+def test_collate_shifts_targets_masks_and_pads():
+    sequences = [
+        TrainSequence(
+            np.array([5, 6, 7, 8]), np.array([False, False, True, True]), np.zeros(4, dtype=np.int16)
+        ),
+        TrainSequence(np.array([9, 10]), np.array([True, True]), np.ones(2, dtype=np.int16)),
+    ]
+    batch = collate(sequences, pad_id=0)
+    assert batch.input_ids.tolist() == [[5, 6, 7, 8], [9, 10, 0, 0]]
+    assert batch.targets.tolist() == [[IGNORE, 7, 8, IGNORE], [10, IGNORE, IGNORE, IGNORE]]
+    assert batch.target_tasks.tolist() == [[-1, 0, 0, -1], [1, -1, -1, -1]]
+    assert batch.attention_mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert batch.num_targets == 3 and batch.num_tokens == 6
+    assert collate(sequences[:1], pad_id=0).attention_mask is None
+
+
+def test_too_long_sequences_are_an_error_skipped_or_truncated(tiny_world):
+    split = TokenizedSplit.load(tiny_world.view, "pretrain", "train")
+    with pytest.raises(
+        ValueError, match=r"longer than the context of 20 tokens: .*image_caption: \d+ \(longest \d+\)"
+    ):
+        split.fit_to(20, "error")
+    assert split.fit_to(10_000, "error") == (split, {})
+    limit = int(np.median(np.concatenate([ex.lengths for ex in split.tasks.values()])))
+    kept, skipped = split.fit_to(limit, "skip")
+    assert all(ex.lengths.max() <= limit for ex in kept.tasks.values())
+    assert len(kept) + sum(skipped.values()) == len(split) and skipped
+    first = kept.tasks["asr"].example(0)[0]
+    assert first.tolist() == next(split.tasks["asr"].example(i)[0] for i in range(len(split.tasks["asr"]))
+                                  if split.tasks["asr"].lengths[i] <= limit).tolist()  # fmt: skip
+    with pytest.raises(ValueError, match="no example fits the context of 3 tokens"):
+        split.fit_to(3, "skip")
+    cut, truncated = split.fit_to(limit, "truncate")
+    assert truncated == skipped and len(cut) == len(split)
+    for task, examples in split.tasks.items():
+        for i in range(len(examples)):
+            ids, mask = examples.example(i)
+            assert cut.tasks[task].example(i)[0].tolist() == ids[:limit].tolist()
+            assert cut.tasks[task].example(i)[1].tolist() == mask[:limit].tolist()
+
+
+def test_ratios_must_name_the_datas_tasks(tiny_world):
+    split = TokenizedSplit.load(tiny_world.view, "pretrain", "train")
+    with pytest.raises(ValueError, match=r"no ratio for \['tts'\], no data for \['speech'\]"):
+        resolve_ratios(split, {**{t: 1.0 for t in split.tasks if t != "tts"}, "speech": 1.0})
+
+
+def test_find_view_rejects_missing_mismatched_and_empty_data(tiny_world, tmp_path):
+    assert find_view(tiny_world.data, tiny_world.model) == tiny_world.view
+    assert find_view(tiny_world.view, tiny_world.model) == tiny_world.view
+    with pytest.raises(FileNotFoundError, match="no such data directory"):
+        find_view(tmp_path / "nothing", tiny_world.model)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="run `anyseq data tokenize --data"):
+        find_view(tmp_path / "empty", tiny_world.model)
+    other = tmp_path / "other-view"
+    shutil.copytree(tiny_world.view, other)
+    manifest = json.loads((other / MANIFEST).read_text())
+    (other / MANIFEST).write_text(json.dumps({**manifest, "fingerprint": "0123456789abcdef"}))
+    with pytest.raises(ValueError, match="tokenized with another vocabulary"):
+        find_view(other, tiny_world.model)
+    layout, tokenizers = _tokenizers(tiny_world.model)
+    write_view(tmp_path / "v", {"pretrain": {"train": []}}, layout, tokenizers, "f")
+    with pytest.raises(ValueError, match="pretrain/train is empty"):
+        TokenizedSplit.load(tmp_path / "v", "pretrain", "train")
+    with pytest.raises(ValueError, match="instruct/train is missing; the view has pretrain/train"):
+        TokenizedSplit.load(tmp_path / "v", "instruct", "train")

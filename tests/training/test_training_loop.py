@@ -1,0 +1,130 @@
+import json
+import shutil
+
+import pytest
+import torch
+from accelerate.state import AcceleratorState
+from conftest import make_model, tokenize_into
+from transformers import AutoModelForCausalLM
+
+from anyseq.checkpoint import load_checkpoint
+from anyseq.training import TrainConfig, Trainer, train
+from anyseq.training.state import complete_checkpoints
+
+
+@pytest.fixture(scope="module")
+def two_stages(tiny_world, tmp_path_factory):
+    """The test preset's pretraining, then instruction tuning from its run directory."""
+    root = tmp_path_factory.mktemp("stages")
+    data = tiny_world.data
+    first = TrainConfig.from_name("test", "pretrain", max_steps=40)
+    pretrain = train(first, tiny_world.model, data, root / "pretrain")
+    sft = train(
+        TrainConfig.from_name("test", "sft", max_steps=30), root / "pretrain" / "model", data, root / "sft"
+    )
+    return root, pretrain, sft
+
+
+@pytest.mark.slow
+def test_both_stages_lower_the_validation_loss_of_every_task(two_stages):
+    root, pretrain, sft = two_stages
+    assert set(pretrain.val_loss) == {"image_caption", "image_generation", "asr", "tts", "music_caption",
+                                      "music_generation"}  # fmt: skip
+    assert set(sft.val_loss) == {"text->image", "speech->text"}
+    assert (pretrain.steps, sft.steps) == (40, 30)
+    for summary in (pretrain, sft):
+        for task, losses in summary.val_loss.items():
+            assert losses["end"] < 0.8 * losses["start"], (summary.stage, task, losses)
+    # The second stage starts where the first ended: its first loss is already below a fresh model's.
+    assert max(v["start"] for v in sft.val_loss.values()) < max(
+        v["start"] for v in pretrain.val_loss.values()
+    )
+    written = json.loads((root / "sft" / "summary.json").read_text())
+    assert written["val_loss"]["speech->text"]["end"] == pytest.approx(sft.val_loss["speech->text"]["end"])
+
+
+@pytest.mark.slow
+def test_a_run_leaves_checkpoints_logs_and_a_loadable_model(two_stages):
+    root, pretrain, _ = two_stages
+    run = root / "pretrain"
+    kept = complete_checkpoints(run / "checkpoints")
+    assert [p.name for p in kept] == ["step-000035", "step-000040"]  # keep_last=2
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == list(range(1, 41))
+    assert {"loss", "lr", "grad_norm", "tokens_per_second", "tokens"} <= set(lines[-1])
+    logged = {key for line in lines for key in line if key.startswith("loss/")}
+    assert logged == {f"loss/{task}" for task in pretrain.val_loss}
+    assert list((run / "logs").glob("events.out.tfevents.*"))
+    checkpoint = load_checkpoint(run / "model")
+    assert checkpoint.metadata["training"]["pretrain"]["steps"] == 40
+    assert load_checkpoint(root / "sft" / "model").metadata["training"].keys() == {"pretrain", "sft"}
+    plain = AutoModelForCausalLM.from_pretrained(run / "model", local_files_only=True, use_safetensors=True)
+    assert plain.config.vocab_size >= checkpoint.layout.vocab_size
+
+
+def _params(model):
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def test_gradient_accumulation_matches_the_whole_batch(tiny_world, tmp_path):
+    config = TrainConfig.from_name("test", "pretrain")
+    whole = Trainer(config, tiny_world.model, tiny_world.data, tmp_path / "whole")  # batch_size 4
+    halves = config.with_overrides(batch_size=2, grad_accum=2)
+    split = Trainer(halves, tiny_world.model, tiny_world.data, tmp_path / "split")
+    for _ in range(3):
+        a, b = whole.step(), split.step()
+        assert a.loss_sum.item() == pytest.approx(b.loss_sum.item(), rel=1e-5)
+    for name, value in _params(whole.model).items():
+        torch.testing.assert_close(value, _params(split.model)[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_bad_input_fails_before_any_compute(tiny_world, tmp_path):
+    config = TrainConfig.from_name("test", "pretrain", max_steps=2)
+    with pytest.raises(ValueError, match="longer than the context of 16 tokens"):
+        Trainer(config.with_overrides(block_size=16), tiny_world.model, tiny_world.data, tmp_path / "a")
+    with pytest.raises(ValueError, match="block_size 512 exceeds the model's context of 256 tokens"):
+        Trainer(config.with_overrides(block_size=512), tiny_world.model, tiny_world.data, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+
+    run = tmp_path / "run"
+    train(config, tiny_world.model, tiny_world.data, run)
+    with pytest.raises(FileExistsError, match="already holds a training run; pass --resume"):
+        Trainer(config, tiny_world.model, tiny_world.data, run)
+    with pytest.raises(ValueError, match=r"was started with other settings \(learning_rate\)"):
+        Trainer(config.with_overrides(learning_rate=1.0), tiny_world.model, tiny_world.data, run, resume=True)
+
+    # A checkpoint of another vocabulary (a model with another text tokenizer) is refused.
+    other = make_model(tmp_path / "other", text_vocab_size=300)
+    tokenize_into(tmp_path / "other-data", other, pretrain=12, instruct=6)
+    other_run = tmp_path / "other-run"
+    train(config.with_overrides(eval_examples=2), other, tmp_path / "other-data", other_run)
+    shutil.copytree(other_run / "checkpoints" / "step-000002", run / "checkpoints" / "step-000009")
+    with pytest.raises(ValueError, match="step-000009 has another vocabulary"):
+        Trainer(config, tiny_world.model, tiny_world.data, run, resume=True)
+
+
+@pytest.fixture
+def precision_reset():
+    """Accelerate fixes the precision once per process; a test that changes it resets it after."""
+    yield
+    AcceleratorState._reset_state()
+
+
+def test_gradient_checkpointing_and_bf16_switches(tiny_world, tmp_path, precision_reset):
+    config = TrainConfig.from_name("test", "pretrain")
+    plain = Trainer(config, tiny_world.model, tiny_world.data, tmp_path / "plain")
+    recomputed = Trainer(config.with_overrides(gradient_checkpointing=True), tiny_world.model, tiny_world.data,
+                         tmp_path / "recomputed")  # fmt: skip
+    assert recomputed.accelerator.unwrap_model(recomputed.model).is_activation_checkpointing
+    AcceleratorState._reset_state()  # precision is per process; this test holds two
+    bf16 = Trainer(
+        config.with_overrides(mixed_precision="bf16"), tiny_world.model, tiny_world.data, tmp_path / "bf16"
+    )
+    assert bf16.accelerator.mixed_precision == "bf16"
+    for _ in range(2):
+        a, b, c = plain.step(), recomputed.step(), bf16.step()
+        assert b.loss_sum.item() == pytest.approx(a.loss_sum.item(), rel=1e-6)
+        assert c.loss_sum.item() == pytest.approx(a.loss_sum.item(), rel=2e-2)  # bf16 matmuls, fp32 weights
+    for name, value in _params(plain.model).items():
+        torch.testing.assert_close(value, _params(recomputed.model)[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert all(p.dtype == torch.float32 for p in bf16.model.parameters())
