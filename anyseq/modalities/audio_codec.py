@@ -72,7 +72,6 @@ class CodecConfig:
     # MSE after 400 steps)
     reconstruction: Literal["mse", "l1"] = "mse"
     convergence_weight: float = 1.0  # spectral convergence on linear magnitudes, 0 to leave it out
-    onset_weight: float = 0.0  # squared error of frame-to-frame rises of log magnitude (onsets), 0: off
     griffin_lim_iters: int = 32  # music's tiny preset uses 8 (see griffin_lim)
 
     def __post_init__(self) -> None:
@@ -135,12 +134,6 @@ def reconstruction_losses(
     if config.convergence_weight:
         difference = ((prediction.exp() - target.exp()) * weight).norm()
         losses["convergence"] = config.convergence_weight * difference / (target.exp() * weight).norm()
-    if config.onset_weight:
-        # rises of log magnitude from one STFT frame to the next: the onsets a beat tracker follows
-        rise_prediction, rise_target = (x.diff(dim=-1).clamp_min(0) for x in (prediction, target))
-        inside = weight[..., 1:] * weight[..., :-1]
-        onset_error = ((rise_prediction - rise_target) ** 2 * inside).sum() / (inside.sum() * target.shape[1])
-        losses["onset"] = config.onset_weight * onset_error
     return losses
 
 
