@@ -22,10 +22,22 @@ def test_showcase_page_loads_its_images_and_audio_in_chromium(micro_world, tmp_p
     playwright = pytest.importorskip("playwright.sync_api")
     model = random_checkpoint(tmp_path / "model", context_length=1024)
     report = tmp_path / "report.json"
-    report.write_text('{"entries": [{"task": "caption", "split": "test", "n": 3, "metric": "cider", "value": 0.5, "ceiling": 1.0}]}')
+    report.write_text(
+        '{"entries": [{"task": "caption", "split": "test", "n": 3, "metric": "cider", "value": 0.5, "ceiling": 1.0}]}'
+    )
     page_path = build_showcase(model, micro_world, report, tmp_path / "showcase")
     summary = (tmp_path / "showcase" / "showcase.json").read_text()
-    for direction in ["caption", "draw", "transcribe", "speak", "voice", "describe", "compose", "chat", "Dialogue"]:
+    for direction in [
+        "caption",
+        "draw",
+        "transcribe",
+        "speak",
+        "voice",
+        "describe",
+        "compose",
+        "chat",
+        "Dialogue",
+    ]:
         assert direction in summary
 
     with playwright.sync_playwright() as p:
@@ -34,7 +46,9 @@ def test_showcase_page_loads_its_images_and_audio_in_chromium(micro_world, tmp_p
         page.goto(page_path.as_uri())
         page.wait_for_load_state("load")
         images = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth)")
-        page.wait_for_function("[...document.querySelectorAll('audio')].every(a => a.readyState >= 1)", timeout=30_000)
+        page.wait_for_function(
+            "[...document.querySelectorAll('audio')].every(a => a.readyState >= 1)", timeout=30_000
+        )
         durations = page.eval_on_selector_all("audio", "els => els.map(e => e.duration)")
         page.screenshot(path=str(tmp_path / "showcase.png"), full_page=True)
         table = page.inner_text("table")

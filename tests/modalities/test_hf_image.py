@@ -82,7 +82,9 @@ def picture(seed: int = 0, size: tuple[int, int] = (48, 40)) -> Image.Image:
 def reference_pixels(image: Image.Image) -> torch.Tensor:
     """The families' own preprocessing: shortest edge to SIZE, centre crop, [-1, 1]."""
     scale = SIZE / min(image.size)
-    resized = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+    resized = image.resize(
+        (round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS
+    )
     left, top = (resized.width - SIZE) // 2, (resized.height - SIZE) // 2
     square = np.array(resized.crop((left, top, left + SIZE, top + SIZE)))
     return torch.from_numpy(square).permute(2, 0, 1)[None].float() / 127.5 - 1
