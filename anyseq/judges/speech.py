@@ -24,7 +24,7 @@ import json
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from anyseq.media import Audio, load_audio
 SAMPLE_RATE = 16000
 DITHER = 0.003  # standard deviation of the noise PocketSphinx hears on top of the signal
 MAX_SECONDS = 30.0  # longest clip a judge accepts
+SPEAKER_FIT = {"regularization": 1.0, "augment": 1, "seed": 0}  # how a world's speaker judge is fitted
 
 
 def normalize_text(text: str) -> str:
@@ -385,6 +386,16 @@ def speaker_features(audio: Any) -> np.ndarray:
     return np.concatenate([frames.mean(axis=1), frames.std(axis=1)]).astype(np.float32)
 
 
+def degrade(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A channel-and-noise copy of a clip: a random smooth EQ (+-4 dB over 6 bands) and white noise
+    at 15-35 dB SNR, the usual robustness augmentation of speaker recognizers (VoxCeleb-style)."""
+    spectrum = np.fft.rfft(samples)
+    gains_db = np.interp(np.linspace(0, 1, len(spectrum)), np.linspace(0, 1, 6), rng.uniform(-4, 4, 6))
+    shaped = np.fft.irfft(spectrum * 10 ** (gains_db / 20), n=len(samples))
+    noise_power = np.mean(shaped**2) / 10 ** (rng.uniform(15, 35) / 10)
+    return np.clip(shaped + rng.normal(0, np.sqrt(noise_power), len(shaped)), -1, 1).astype(np.float32)
+
+
 @dataclass
 class SpeakerClassifier:
     """Standardised MFCC statistics -> multinomial logistic regression over `speakers`."""
@@ -394,26 +405,37 @@ class SpeakerClassifier:
     scale: np.ndarray  # (D,)
     weights: np.ndarray  # (C, D)
     bias: np.ndarray  # (C,)
+    settings: dict[str, Any] = field(default_factory=dict)  # how it was fitted (saved, compared by caches)
 
     @classmethod
     def fit(
-        cls, audios: Sequence[Any], speakers: Sequence[str], regularization: float = 1.0
+        cls,
+        audios: Sequence[Any],
+        speakers: Sequence[str],
+        regularization: float = 1.0,
+        augment: int = 1,
+        seed: int = 0,
     ) -> SpeakerClassifier:
-        """Train on real clips and their speaker labels (deterministic)."""
+        """Train on real clips and their speaker labels, plus `augment` degraded copies of each (deterministic)."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
 
         if len(audios) != len(speakers) or len(set(speakers)) < 2:
             raise ValueError(f"need one label per clip and at least 2 speakers, got {len(set(speakers))}")
-        features = np.stack([speaker_features(a) for a in tqdm(audios, desc="speaker features", leave=False)])
+        rng = np.random.default_rng(seed)
+        clips = [_samples(a) for a in audios]
+        copies = [degrade(clip, rng) for _ in range(augment) for clip in clips]
+        features = np.stack(
+            [speaker_features(c) for c in tqdm([*clips, *copies], desc="speaker", leave=False)]
+        )
+        labels = list(speakers) * (1 + augment)
         scaler = StandardScaler().fit(features)
-        model = LogisticRegression(C=regularization, max_iter=5000).fit(scaler.transform(features), speakers)
+        model = LogisticRegression(C=regularization, max_iter=5000).fit(scaler.transform(features), labels)
         weights, bias = model.coef_, model.intercept_
-        if (
-            len(model.classes_) == 2
-        ):  # scikit-learn keeps one row for two classes: logits [0, z] are the same model
+        if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes; logits [0, z] are the same
             weights, bias = np.vstack([np.zeros_like(weights), weights]), np.concatenate([[0.0], bias])
-        return cls(list(model.classes_), scaler.mean_, scaler.scale_, weights, bias)
+        settings = {"regularization": regularization, "augment": augment, "seed": seed}
+        return cls(list(model.classes_), scaler.mean_, scaler.scale_, weights, bias, settings)
 
     def scores(self, audios: Sequence[Any]) -> np.ndarray:
         """(N, C) class scores (logits)."""
@@ -428,14 +450,18 @@ class SpeakerClassifier:
         with atomic_directory(directory) as temp:
             save_arrays({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()},
                         str(temp / "model.safetensors"))  # fmt: skip
-            atomic_write_json(temp / "config.json", {"kind": "speaker-classifier", "speakers": self.speakers})
+            config = {"kind": "speaker-classifier", "speakers": self.speakers, **self.settings}
+            atomic_write_json(temp / "config.json", config)
         return Path(directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> SpeakerClassifier:
         config = json.loads((Path(directory) / "config.json").read_text())
         arrays = load_arrays(str(Path(directory) / "model.safetensors"))
-        return cls(config["speakers"], arrays["mean"], arrays["scale"], arrays["weights"], arrays["bias"])
+        settings = {k: v for k, v in config.items() if k not in ("kind", "speakers")}
+        return cls(
+            config["speakers"], arrays["mean"], arrays["scale"], arrays["weights"], arrays["bias"], settings
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -483,13 +509,13 @@ class SpeechJudges:
             audios, texts = [i.media for i in items], [i.text for i in items]
             model = train_ctc_recognizer(audios, texts, recognizer, log_dir=cache / "tensorboard")
             model.save(cache / "recognizer")
-        if (cache / "speaker" / "config.json").is_file():
+        saved = cache / "speaker" / "config.json"
+        if saved.is_file() and _same_settings(json.loads(saved.read_text()), SPEAKER_FIT):
             speaker = SpeakerClassifier.load(cache / "speaker")
         else:
             items = items if items is not None else list(iter_items(data_dir, "speech", "train"))
-            speaker = SpeakerClassifier.fit(
-                [i.media for i in items], [i.labels[speaker_label] for i in items]
-            )
+            labels = [i.labels[speaker_label] for i in items]
+            speaker = SpeakerClassifier.fit([i.media for i in items], labels, **SPEAKER_FIT)
             speaker.save(cache / "speaker")
         return cls(grammar, model, speaker)
 

@@ -46,6 +46,7 @@ class AudioTrainConfig:
     epoch_steps: int | None = None  # steps between validations; None: one pass over the training clips
     max_minutes: float | None = None  # stop early, validated and saved, when this run has used the budget
     seed: int = 0
+    threads: int | None = None  # torch CPU threads while training (restored after); None: leave as set
 
 
 @dataclass
@@ -177,7 +178,7 @@ def load_checkpoint(directory: Path, modules: nn.Module, optimizer: torch.optim.
     return meta
 
 
-def train_codec(
+def _train(
     codec: AudioCodec,
     train: Sequence[Clip],
     validation: Sequence[Clip],
@@ -186,7 +187,6 @@ def train_codec(
     auxiliary: nn.Module | None = None,
     resume: bool = True,
 ) -> TrainResult:
-    """Train `codec` (and `auxiliary`) in place; checkpoints and TensorBoard logs go under `out_dir`."""
     from torch.utils.tensorboard import SummaryWriter
 
     if not train or not validation:
@@ -249,3 +249,22 @@ def train_codec(
         stopped_early=stopped_early,
         history=history,
     )
+
+
+def train_codec(
+    codec: AudioCodec,
+    train: Sequence[Clip],
+    validation: Sequence[Clip],
+    out_dir: str | Path,
+    config: AudioTrainConfig,
+    auxiliary: nn.Module | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train `codec` (and `auxiliary`) in place; checkpoints and TensorBoard logs go under `out_dir`."""
+    previous = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(codec, train, validation, out_dir, config, auxiliary, resume)
+    finally:
+        torch.set_num_threads(previous)
