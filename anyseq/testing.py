@@ -45,10 +45,12 @@ def random_checkpoint(
     text_vocab_size: int = 400,
     seed: int = 0,
     context_length: int | None = None,
+    max_seconds: float = 2.0,
 ) -> Path:
-    """Save a random-weight checkpoint over the simple tokenizers; returns its directory."""
+    """Save a random-weight checkpoint over the simple tokenizers (audio up to `max_seconds`);
+    returns its directory."""
     torch.manual_seed(seed)
-    tokenizers = simple_tokenizers()
+    tokenizers = simple_tokenizers(max_seconds)
     layout = VocabLayout(train_bpe(list(texts) * 10, text_vocab_size), [t.spec for t in tokenizers.values()])
     overrides = {"context_length": context_length} if context_length else {}
     model = build_model(

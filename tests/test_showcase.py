@@ -20,7 +20,7 @@ CHROMIUM_ARGS = [
 @pytest.mark.slow
 def test_showcase_page_loads_its_images_and_audio_in_chromium(micro_world, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
-    model = random_checkpoint(tmp_path / "model", context_length=1024)
+    model = random_checkpoint(tmp_path / "model", context_length=2048, max_seconds=10.0)  # world clips
     report = tmp_path / "report.json"
     report.write_text(
         '{"entries": [{"task": "caption", "split": "test", "n": 3, "metric": "cider", "value": 0.5, "ceiling": 1.0}]}'

@@ -6,20 +6,24 @@ here, so AnySeq trains its own tokenizer on AnyWorld, on 2 CPU cores, in minutes
 An image of `image_size` px becomes a `grid` x `grid` map of codes (row-major, one
 codebook, `tokens_per_item = grid ** 2`), quantized by finite scalar quantization
 (FSQ: Mentzer et al., 2023), which needs no codebook loss, no EMA and no dead-code
-restarts, and keeps every code in use (chosen over VQ with EMA by measurement; see
+restarts (chosen over VQ with an EMA codebook by measurement; see
 `anyseq/tokenizers/image_train.py`).
 
 Data flow for the `tiny` preset (64 px, 8 x 8 tokens, 1000 codes):
 
     image (B, 3, 64, 64) in [-1, 1]
-      -> pixel-unshuffle to the first stage (B, 3 u^2, 64/u, 64/u), 1x1 conv to channels[0]
-      -> residual conv stages, each but the last followed by a stride-2 conv
-      -> (B, len(levels), 8, 8) -> FSQ -> codes (B, 8, 8) in [0, prod(levels))
-      -> decoder: the mirror image, ending in a per-position MLP to 3 u^2 values
-      -> pixel-shuffle -> (B, 3, 64, 64)
+      -> pixel-unshuffle 4: (B, 48, 16, 16) -> 1x1 conv -> 64 channels, 1 residual block
+      -> 2x2 stride-2 conv -> (B, 128, 8, 8), 2 residual blocks -> 1x1 conv -> (B, 4, 8, 8)
+      -> FSQ, levels (8, 5, 5, 5) -> codes (B, 8, 8) in [0, 1000)
+      -> decoder, the mirror image: 3x3 conv, 2 blocks at 8 x 8, 2x2 transposed conv, 1 block
+         at 16 x 16, then a per-position MLP to the 48 values of each 4 x 4 pixel block
+      -> pixel-shuffle 4 -> (B, 3, 64, 64)
 
-Most of the work happens at the token grid, where convolutions are large matrix
-products, so the `tiny` tokenizer encodes hundreds of images per second on 2 cores.
+Residual blocks are pre-norm (GroupNorm, SiLU, 3x3 conv): without the norm the encoder's
+outputs grow until FSQ's tanh saturates and only the extreme levels are used. The
+16 x 16 stage matters: a decoder that works only at the token grid and maps each
+feature straight to an 8 x 8 pixel block learns edges position by position and stayed
+about 2 dB lower for the same CPU time (see `anyseq/tokenizers/image_train.py`).
 """
 
 from __future__ import annotations
@@ -54,10 +58,10 @@ class VQImageConfig:
     max_pixels: int = MAX_IMAGE_PIXELS  # larger inputs are refused (decompression bombs)
     patch: int = 8  # pixels per token side: grid = image_size / patch
     levels: tuple[int, ...] = (8, 5, 5, 5)  # FSQ levels per latent channel; codebook = their product
-    channels: tuple[int, ...] = (128,)  # widths of the stages, finest first; the last runs at the grid
-    encoder_blocks: tuple[int, ...] = (2,)  # residual blocks per stage in the encoder
-    decoder_blocks: tuple[int, ...] = (2,)  # residual blocks per stage in the decoder
-    head: int = 512  # hidden width of the decoder's per-position output MLP
+    channels: tuple[int, ...] = (64, 128)  # widths of the stages, finest first; the last runs at the grid
+    encoder_blocks: tuple[int, ...] = (1, 2)  # residual blocks per stage in the encoder
+    decoder_blocks: tuple[int, ...] = (1, 2)  # residual blocks per stage in the decoder
+    head: int = 256  # hidden width of the decoder's per-position output MLP
     seed: int = 0  # initialisation of a fresh model
 
     def __post_init__(self) -> None:
@@ -117,14 +121,15 @@ class VQImageConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # 64 px -> 64 tokens of 1000 codes; trains in minutes on 2 cores.
+    # 64 px -> 64 tokens of 1000 codes; stages at 16 x 16 and 8 x 8; trains in minutes on 2 cores.
     "tiny": {},
-    # Same token layout with AnyGPT's SEED-sized codebook (8000 codes) and a wider network.
+    # Same token layout with AnyGPT's SEED-sized codebook (8000 codes) and a wider, deeper network.
     "small": {
         "levels": (8, 8, 5, 5, 5),
         "channels": (96, 192),
         "encoder_blocks": (1, 2),
-        "decoder_blocks": (1, 3),
+        "decoder_blocks": (2, 3),
+        "head": 384,
     },
 }
 

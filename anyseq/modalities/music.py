@@ -10,11 +10,15 @@ AnySeq's own codec (`audio_codec.py`):
       -> AudioCodec.encode -> codes [K, T]          (the modality protocol)
       -> FrameMajorPattern.flatten -> [K*T] local ids -> VocabLayout (elsewhere)
 
-Presets: "tiny" (16 kHz, 25 Hz, 4 levels x 256: 100 tokens per second, 500 per 5 s
-clip, sized by measurement to keep tempo and pitch on AnyWorld's melodies with a codec
-that trains in minutes on 2 CPU cores), "test" (a few channels wide, for unit tests) and
-"anygpt-7b" (EnCodec's 32 kHz numbers, for documentation; real EnCodec weights are
-served by `hf_audio.EncodecTokenizer`).
+Presets:
+- "tiny": 16 kHz, 25 Hz, 4 levels x 256, i.e. 100 tokens per second, 500 per 5 s clip.
+  Measured on AnyWorld's test music after 1500 training steps: pYIN finds the MIDI pitch
+  in 84% of voiced frames of monophonic clips (on the originals: 88%), the beat tracker
+  agrees with itself on original and reconstruction for 80% of clips (93% of those whose
+  original it gets right). With 2 levels (50 tokens per second) pitch fell to 76%.
+- "test": a few channels wide, for unit tests.
+- "anygpt-7b": EnCodec's 32 kHz numbers, for documentation; real EnCodec weights are
+  served by `hf_audio.EncodecTokenizer`.
 """
 
 from __future__ import annotations

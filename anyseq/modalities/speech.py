@@ -80,6 +80,7 @@ class SpeechConfig:
     content_blocks: int = 3
     phonemes: str = ""  # CTC units, set from the training transcripts (`phoneme_units`)
     ctc_upsample: int = 4  # CTC outputs per level-1 frame (phonemes come faster than 25 Hz)
+    level_dropout: float = 0.5  # share of training examples decoded from fewer levels (1..K-1)
     acoustic_dim: int = 192
     acoustic_layers: int = 4
     acoustic_heads: int = 4
@@ -243,6 +244,17 @@ class SpeechCodec(nn.Module):
         stacked = rearrange((mels - mean) * inside, "b m (t s) -> b (s m) t", s=s)
         return rearrange(self.content_encoder(stacked), "b d t -> b t d")
 
+    def _levels_kept(self, batch: int, device: torch.device) -> Tensor:
+        """Per example, 1..K levels to decode from: all of them, or with probability `level_dropout`
+        1..K-1, so the decoder also speaks from level 1 alone (what the acoustic model gets wrong
+        then costs voice and detail, not words)."""
+        levels = self.config.num_levels
+        if not self.training or not self.config.level_dropout:
+            return torch.full((batch,), levels - 1, device=device)
+        dropped = torch.rand(batch, device=device) < self.config.level_dropout
+        fewer = torch.randint(0, levels - 1, (batch,), device=device)
+        return torch.where(dropped, fewer, torch.full_like(fewer, levels - 1))
+
     def forward(self, audio: Tensor, lengths: Tensor | None = None) -> SpeechCodecOutput:
         """audio (B, N), lengths (B,) in samples -> losses and intermediates (as the core's forward)."""
         codec = self.core
@@ -254,11 +266,14 @@ class SpeechCodec(nn.Module):
             self._content_latents(target, mask), mask=mask
         )
         prior = self.prior(content.detach())  # reconstruction never shapes level 1
-        quantized, indices, commitment, level_vectors = codec.quantizer(
-            latents - prior, mask=mask, return_all_codes=True
-        )
-        prefix = torch.cat([prior[None], prior[None] + level_vectors.cumsum(dim=0)])  # (K, B, T, D)
-        prediction = codec._decode_latents(prior + quantized)  # (B, F, T*S)
+        residual = latents - prior
+        _, indices, commitment, level_vectors = codec.quantizer(residual, mask=mask, return_all_codes=True)
+        prefix = prior[None] + torch.cat(
+            [torch.zeros_like(prior)[None], level_vectors.cumsum(dim=0)]
+        )  # (K, B, T, D)
+        kept = self._levels_kept(batch, audio.device)  # (B,) how many levels each example decodes from
+        truncated = prefix[kept, torch.arange(batch, device=audio.device)]  # (B, T, D)
+        prediction = codec._decode_latents(truncated + (latents - latents.detach()))  # straight-through
         losses = reconstruction_losses(prediction, target, mask, codec.config)
         losses |= {"commitment": commitment.sum(), "content_commitment": content_commitment.sum()}
         codes = torch.cat([content_codes[:, None], rearrange(indices, "b t k -> b k t")], dim=1)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from anyseq.io import atomic_write_json
@@ -48,9 +49,27 @@ def _share(values: list[bool]) -> float | None:
 
 
 def evaluate_music_tokenizer(
-    model_dir: Path, data_dir: Path, out: Path, split: str = "test", limit: int | None = None
+    model_dir: Path,
+    data_dir: Path,
+    out: Path,
+    split: str = "test",
+    limit: int | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """Reconstruct every music clip of `split` and measure what survives; writes JSON to `out`."""
+    """Reconstruct every music clip of `split` and measure what survives; writes JSON to `out`.
+
+    Runs on `threads` torch threads (restored after): the codec's ops are small, and two
+    threads spin on a shared machine (see `music_bench`), which would distort the speeds.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _evaluate(model_dir, data_dir, out, split, limit)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _evaluate(model_dir: Path, data_dir: Path, out: Path, split: str, limit: int | None) -> dict[str, Any]:
     tokenizer = load_tokenizer(model_dir)
     rate = tokenizer.sample_rate
     rows = []

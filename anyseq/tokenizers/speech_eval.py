@@ -22,6 +22,7 @@ the share assigned to the prompt's voice. Content and voice per level: the probe
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,20 @@ def griffin_lim_reference(clip: np.ndarray, sample_rate: int, n_fft: int, hop: i
     return Audio(np.clip(samples, -1, 1).astype(np.float32), sample_rate)
 
 
-def prompt_pairs(voices: Sequence[str], same_voice: bool, seed: int = 0) -> list[int]:
-    """For each clip, the index of a prompt clip: another clip of the same voice, or one of another voice."""
+def prompt_pairs(
+    voices: Sequence[str], same_voice: bool, seed: int = 0, spare: Sequence[str] = ()
+) -> list[int]:
+    """For each clip, the index of a prompt clip: another clip of the same voice, or one of another voice.
+
+    `spare` are the voices of further prompt clips (index `len(voices) + i`), drawn on only for a
+    clip whose own list holds no fitting partner (a small split with a voice heard once).
+    """
     rng = np.random.default_rng(seed)
+    candidates = [*voices, *spare]
     pairs = []
     for index, voice in enumerate(voices):
-        pool = [j for j, v in enumerate(voices) if j != index and (v == voice) == same_voice]
+        fits = [j for j, v in enumerate(candidates) if j != index and (v == voice) == same_voice]
+        pool = [j for j in fits if j < len(voices)] or fits
         if not pool:
             raise ValueError(
                 f"clip {index} ({voice}): no other clip {'of' if same_voice else 'not of'} its voice"
@@ -109,18 +118,27 @@ def evaluate_on_clips(
     c = tokenizer.config
     heldout = not {x.labels[VOICE_LABEL] for x in clips} <= set(judges.speaker.speakers)
     speaker = _speaker_judge(judges, train, clips, c.sample_rate)
+    spare_pool = clips[::2] if heldout else train  # prompts for a voice heard once in the split
     if heldout:
         clips = clips[1::2]
     texts = [x.labels["text"] for x in clips]
     voices = [x.labels[VOICE_LABEL] for x in clips]
+    counts = Counter(voices)
+    spare = [
+        next(x for x in spare_pool if x.labels[VOICE_LABEL] == voice)
+        for voice in sorted(v for v, n in counts.items() if n == 1)
+        if any(x.labels[VOICE_LABEL] == voice for x in spare_pool)
+    ]
+    spare_voices = [x.labels[VOICE_LABEL] for x in spare]
     started = time.monotonic()
     codes = encode_clips(tokenizer, clips)
+    prompt_codes = [*codes, *(encode_clips(tokenizer, spare) if spare else [])]
     level1 = [k[:1] for k in codes]
-    own = prompt_pairs(voices, same_voice=True)
-    other = prompt_pairs(voices, same_voice=False)
+    own = prompt_pairs(voices, same_voice=True, spare=spare_voices)
+    other = prompt_pairs(voices, same_voice=False, spare=spare_voices)
 
     def prompt(index: int) -> torch.Tensor:
-        return codes[index][:, : c.prompt_frames]
+        return prompt_codes[index][:, : c.prompt_frames]
 
     core = tokenizer.codec.core.config
     conditions: dict[str, list[Audio]] = {
@@ -145,7 +163,7 @@ def evaluate_on_clips(
         entry["speaker_accuracy"] = float(np.mean([p == v for p, v in zip(predicted, voices, strict=True)]))
         if name == "cloned":
             entry["prompt_voice_share"] = float(
-                np.mean([p == voices[j] for p, j in zip(predicted, other, strict=True)])
+                np.mean([p == [*voices, *spare_voices][j] for p, j in zip(predicted, other, strict=True)])
             )
         results[name] = entry
     train_codes = encode_clips(tokenizer, train[:probe_train])

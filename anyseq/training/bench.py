@@ -1,12 +1,13 @@
 """Training throughput (`anyseq bench train`): AnySeq's loop against the plain HF `Trainer`.
 
 For the `tiny` and `small` backbones over a vocabulary shaped like the tiny world's, both
-train the same model (same initial weights) on the same packed blocks with the same batch
-and AdamW, in fp32, in the same process. Tokens/s is measured over the steps after a
-warm-up, alternating the two loops over several rounds and keeping each one's best, so a
-neighbour's load on a shared machine does not decide the comparison. Model FLOP
-utilisation is the model's FLOPs per token (6 x matmul parameters + attention, as PaLM's
-appendix B counts them) times tokens/s, over the sgemm peak measured in the same run.
+loops train the same model (same initial weights) on the same packed blocks with the same
+batch and AdamW, in fp32, in the same process, taking turns step by step: one HF step,
+then one AnySeq step, so a neighbour's load on a shared machine falls on both alike.
+Tokens/s is over the steps after a warm-up. Model FLOP utilisation is the model's FLOPs
+per token (6 x matmul parameters + attention, as PaLM's appendix B counts them) times
+tokens/s, over the sgemm peak: the best fp32 matrix-multiply rate measured before and
+after every model in the same run.
 """
 
 from __future__ import annotations
@@ -115,96 +116,94 @@ def _config(preset: str, steps: int) -> TrainConfig:
     )  # fmt: skip
 
 
-def _anyseq_tokens_per_second(init: Path, data: Path, out: Path, config: TrainConfig, warmup: int) -> float:
-    trainer = Trainer(config, init, data, out)
-    ends = []
-    for _ in range(config.max_steps):
-        trainer.step()
-        ends.append(time.perf_counter())
-    tokens = (config.max_steps - warmup) * config.batch_size * config.block_size
-    return tokens / (ends[-1] - ends[warmup - 1])
+class _Interleaved(TrainerCallback):
+    """Times each HF `Trainer` step and, right after it, one AnySeq step: the two loops take
+    turns step by step, so both see the same load from the machine's other work."""
 
+    def __init__(self, anyseq: Trainer) -> None:
+        self.anyseq = anyseq
+        self.seconds: dict[str, list[float]] = {"anyseq": [], "hf_trainer": []}
 
-class _StepClock(TrainerCallback):
-    def __init__(self) -> None:
-        self.ends: list[float] = []
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.ends.append(time.perf_counter())
+        self.seconds["hf_trainer"].append(time.perf_counter() - self.started)
+        started = time.perf_counter()
+        self.anyseq.step()
+        self.seconds["anyseq"].append(time.perf_counter() - started)
 
 
-def _hf_tokens_per_second(init: Path, data: Path, out: Path, config: TrainConfig, warmup: int) -> float:
+def _step_seconds(init: Path, data: Path, out: Path, config: TrainConfig) -> dict[str, list[float]]:
+    """Step durations of both loops, trained side by side from the same weights on the same blocks."""
     from transformers import AutoModelForCausalLM
 
-    view = data / VIEW_ROOT / model_fingerprint(init)
-    split, _ = TokenizedSplit.load(view, "pretrain", "train").fit_to(config.block_size, config.overlong)
+    anyseq = Trainer(config, init, data, out / "anyseq")
+    split, _ = TokenizedSplit.load(anyseq.view, "pretrain", "train").fit_to(
+        config.block_size, config.overlong
+    )
     stream = make_stream("pretrain", split, config.task_ratios, config.seed, config.block_size)
-    blocks = [stream.next() for _ in range(config.max_steps * config.batch_size)]
-    dataset = [
-        {
-            "input_ids": torch.from_numpy(b.ids.astype(np.int64)),
-            "labels": torch.from_numpy(b.ids.astype(np.int64)),
-        }
-        for b in blocks
+    blocks = [
+        torch.from_numpy(stream.next().ids.astype(np.int64))
+        for _ in range(config.max_steps * config.batch_size)
     ]
+    dataset = [{"input_ids": ids, "labels": ids} for ids in blocks]  # every token trained, as in stage 1
     model = AutoModelForCausalLM.from_pretrained(init, local_files_only=True, dtype=torch.float32)
     arguments = TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=config.batch_size, max_steps=config.max_steps,
+        output_dir=str(out / "hf"), per_device_train_batch_size=config.batch_size, max_steps=config.max_steps,
         learning_rate=LEARNING_RATE, lr_scheduler_type="cosine", warmup_steps=config.warmup_steps,
         adam_beta1=config.betas[0], adam_beta2=config.betas[1], weight_decay=0.0, max_grad_norm=config.grad_clip,
         logging_strategy="no", save_strategy="no", report_to=[], disable_tqdm=True, use_cpu=True,
         dataloader_num_workers=0, seed=0,
     )  # fmt: skip
-    clock = _StepClock()
+    clock = _Interleaved(anyseq)
     HFTrainer(model=model, args=arguments, train_dataset=dataset, callbacks=[clock]).train()
-    tokens = (config.max_steps - warmup) * config.batch_size * config.block_size
-    return tokens / (clock.ends[-1] - clock.ends[warmup - 1])
+    return clock.seconds
 
 
 def run_bench(
-    out: Path, presets: tuple[str, ...] = ("tiny", "small"), steps: int = 8, warmup: int = 2, rounds: int = 2
+    out: Path, presets: tuple[str, ...] = ("tiny", "small"), steps: int = 12, warmup: int = 2
 ) -> dict:
-    peak = sgemm_gflops()
+    peaks = [sgemm_gflops()]  # before and after every model: the best is the machine's peak
     models = {}
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary)
         for preset in presets:
             init, llama, parameters = _setup(root, preset)
-            data = root / preset / "data"
             config = _config(preset, steps)
-            measured: dict[str, list[float]] = {"anyseq": [], "hf_trainer": []}
-            for round_ in range(rounds):
-                run = root / preset / f"round{round_}"
-                measured["anyseq"].append(
-                    _anyseq_tokens_per_second(init, data, run / "anyseq", config, warmup)
-                )
-                measured["hf_trainer"].append(_hf_tokens_per_second(init, data, run / "hf", config, warmup))
-            flops = flops_per_token(llama, config.block_size)
-            loops = {}
-            for name, rates in measured.items():
-                best = max(rates)
-                loops[name] = {
-                    "tokens_per_second": round(best, 1),
-                    "all_rounds": [round(r, 1) for r in rates],
-                    "model_flop_utilisation": round(best * flops / (peak * 1e9), 4),
+            seconds = {name: durations[warmup:] for name, durations in
+                       _step_seconds(init, root / preset / "data", root / preset / "runs", config).items()}  # fmt: skip
+            peaks.append(sgemm_gflops())
+            tokens = config.batch_size * config.block_size  # per step
+            rows = {
+                name: {
+                    "tokens_per_second": round(tokens * len(durations) / sum(durations), 1),
+                    "best_step_tokens_per_second": round(tokens / min(durations), 1),
+                    "steps_measured": len(durations),
                 }
+                for name, durations in seconds.items()
+            }
             models[preset] = {
                 "parameters": parameters,
                 "vocab_size": llama.vocab_size,
                 "batch": {"sequences": config.batch_size, "tokens_per_sequence": config.block_size},
-                "flops_per_token": flops,
-                **loops,
-                "anyseq_over_trainer": round(
-                    loops["anyseq"]["tokens_per_second"] / loops["hf_trainer"]["tokens_per_second"], 3
-                ),  # fmt: skip
+                "flops_per_token": flops_per_token(llama, config.block_size),
+                **rows,
+                "anyseq_over_trainer": round(sum(seconds["hf_trainer"]) / sum(seconds["anyseq"]), 3),
             }
+    peak = max(peaks)
+    for row in models.values():
+        for name in ("anyseq", "hf_trainer"):
+            rate = row[name]["tokens_per_second"]
+            row[name]["model_flop_utilisation"] = round(rate * row["flops_per_token"] / (peak * 1e9), 4)
     result = {
         "benchmark": "train",
         "machine": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "sgemm_gflops": round(peak, 1),
+        "sgemm_gflops_all": [round(p, 1) for p in peaks],
         "precision": "fp32",
-        "steps": {"measured": steps - warmup, "warmup": warmup, "rounds": rounds},
+        "steps": {"measured": steps - warmup, "warmup": warmup},
         "models": models,
         "anyseq_at_least_trainer": all(m["anyseq_over_trainer"] >= 1.0 for m in models.values()),
     }

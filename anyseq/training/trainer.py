@@ -194,6 +194,7 @@ class Trainer:
         model = self._load_model(checkpoint, loaded)
         optimizer = self._optimizer(model)
         self.model, self.optimizer = acc.prepare(model, optimizer)
+        self.model.train()  # from_pretrained hands models over in eval mode
         self.state = TrainingState(world_size=acc.num_processes)
         if loaded is not None:
             self._restore(loaded)
@@ -350,10 +351,9 @@ class Trainer:
         tokens = sum(len(s.ids) for s in sequences)
         self.state.step += 1
         self.state.tokens += tokens
-        grad_norm = (
-            math.nan if grad_norm is None else float(grad_norm)
-        )  # DeepSpeed reports none before its step
-        return StepResult(loss_sum, task_loss, task_targets, grad_norm, learning_rate, tokens)
+        # DeepSpeed clips inside its engine and reports no norm before its first step.
+        norm = math.nan if grad_norm is None else float(grad_norm)
+        return StepResult(loss_sum, task_loss, task_targets, norm, learning_rate, tokens)
 
     # ---- validation ----------------------------------------------------------------
     @torch.no_grad()

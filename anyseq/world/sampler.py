@@ -38,6 +38,7 @@ class WorldSampler:
         self.colour_shape_pairs = frozenset(held.colour_shape)
         self.instrument_mode_pairs = frozenset(held.instrument_mode)
         self.voices = tuple(v for v in VOICES if (v in held.voices) == self.heldout_voices)
+        self._voice_deck: list[str] = []
 
     def scene(self, two_objects: bool | None = None) -> dict[str, Any]:
         fraction = self.config.two_object_fraction if two_objects is None else float(two_objects)
@@ -66,5 +67,9 @@ class WorldSampler:
         return ((instrument, mode) in self.instrument_mode_pairs) == self.heldout_melodies
 
     def delivery(self) -> dict[str, Any]:
+        """A speaker and manner; speakers are dealt from a shuffled deck, so every voice of the
+        split is heard once before any is heard twice (small splits still cover the voices)."""
+        if not self._voice_deck:
+            self._voice_deck = self.rng.sample(self.voices, len(self.voices))
         speech = self.config.speech
-        return sample_delivery(self.rng, self.voices, speech.rate, speech.pitch)
+        return sample_delivery(self.rng, (self._voice_deck.pop(),), speech.rate, speech.pitch)

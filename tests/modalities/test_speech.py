@@ -212,3 +212,13 @@ def test_presets_follow_speechtokenizer_numbers():
     )
     tiny = SpeechConfig.preset("tiny")
     assert (tiny.frame_rate, tiny.num_levels, tiny.codebook_size) == (25, 4, 512)
+
+
+def test_level_dropout_decodes_some_examples_from_fewer_levels():
+    codec = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS, level_dropout=1.0)).codec
+    assert codec._levels_kept(64, torch.device("cpu")).tolist() == [2] * 64  # eval: all K - 1 acoustic levels
+    codec.train()
+    kept = codec._levels_kept(64, torch.device("cpu"))
+    assert set(kept.tolist()) == {0, 1}  # level 1 alone, or with level 2
+    codec.config.level_dropout = 0.0
+    assert codec._levels_kept(8, torch.device("cpu")).tolist() == [2] * 8

@@ -22,6 +22,7 @@ from anyseq.tokenizers.image_eval import (
 from anyseq.tokenizers.image_train import (
     ImageTrainConfig,
     reconstruction_loss,
+    sampling_probabilities,
     train_image_tokenizer,
     train_vq_image,
     validate,
@@ -87,6 +88,16 @@ def test_metrics_golden_values():
     usage = codebook_usage(torch.tensor([[0, 0, 1, 1]]), codebook_size=4)
     assert usage == {"codebook_used": 0.5, "perplexity": pytest.approx(2.0)}
     assert codebook_usage(torch.arange(8), 8)["perplexity"] == pytest.approx(8.0)
+
+
+def test_source_weights_set_sampling_probabilities():
+    sources = ["shapes", "shapes", "emoji", "digits"]
+    assert sampling_probabilities(sources, {}) == pytest.approx([0.25] * 4)
+    weighted = sampling_probabilities(sources, {"shapes": 3.0, "photos": 5.0})  # no photos here: ignored
+    assert weighted == pytest.approx([3 / 8, 3 / 8, 1 / 8, 1 / 8])
+    assert sampling_probabilities(sources, {"emoji": 0.0})[2] == 0.0
+    with pytest.raises(ValueError, match="must be >= 0"):
+        sampling_probabilities(sources, {"emoji": -1.0})
 
 
 def test_attribute_survival_counts_only_what_the_judge_reads_on_the_original():
@@ -158,6 +169,8 @@ def test_bad_training_images_are_refused(scenes, tmp_path):
         train_vq_image(tokenizer, train.float(), validation, tmp_path, micro_config())
     with pytest.raises(ValueError, match=r"validation images .* got torch.uint8 \[0, 3, 64, 64\]"):
         train_vq_image(tokenizer, train, validation[:0], tmp_path, micro_config())
+    with pytest.raises(ValueError, match="3 sources for 48 training images"):
+        train_vq_image(tokenizer, train, validation, tmp_path, micro_config(), sources=["shapes"] * 3)
     with pytest.raises(ValueError, match="unknown image tokenizer preset 'huge'"):
         ImageTrainConfig.from_preset("huge")
 

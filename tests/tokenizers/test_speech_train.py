@@ -72,6 +72,8 @@ def test_prompt_pairs_same_and_other_voice():
     assert same == [1, 0, 3, 2]
     assert all(voices[j] != v for j, v in zip(other, voices, strict=True))
     assert prompt_pairs(voices, same_voice=False) == other  # seeded
+    spare = prompt_pairs(voices, same_voice=True, spare=["c", "a"])
+    assert spare == [1, 0, 3, 2, 5]  # only the clip heard once takes a spare prompt
 
 
 @pytest.mark.slow

@@ -124,3 +124,13 @@ def test_spoken_sentences_are_short_and_plain():
     for sentence in sentences:
         assert 2 <= len(sentence.split()) <= 9 and sentence[:1].islower()
         assert not any(mark in sentence for mark in ".,?!")
+
+
+def test_speakers_are_dealt_so_a_small_split_hears_every_voice():
+    config = WorldConfig.from_preset("micro")
+    sampler = WorldSampler(config, "train", random.Random(0))
+    seen = [sampler.delivery()["voice"] for _ in range(2 * len(sampler.voices))]
+    assert set(seen) == set(sampler.voices) and not set(seen) & set(config.heldout.voices)
+    assert sorted(seen[: len(sampler.voices)]) == sorted(sampler.voices)  # each once per round
+    held = WorldSampler(config, "heldout_voice", random.Random(0))
+    assert {held.delivery()["voice"] for _ in range(4)} == set(config.heldout.voices)
