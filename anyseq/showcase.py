@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,16 @@ def _media_cell(label: str, output: MediaOutput | Image.Image | Audio) -> Cell:
     return Cell(label, media=output.content if isinstance(output, MediaOutput) else output)
 
 
+def _model_cell(make: Callable[[], str | MediaOutput]) -> Cell:
+    """The model's answer as a cell; a model that fails to produce the asked-for output (it ran
+    out of tokens inside a span, or wrote text only) is shown as such, not hidden."""
+    try:
+        output = make()
+    except RuntimeError as error:  # the API's "the model produced no <modality>"
+        return Cell("model (no output)", text=str(error))
+    return Cell("model", text=output) if isinstance(output, str) else _media_cell("model", output)
+
+
 def _reply_cells(reply: Reply) -> list[Cell]:
     return [
         Cell("model", text=part) if isinstance(part, str) else _media_cell(f"model ({part.modality})", part)
@@ -85,42 +96,42 @@ def directions(model: AnySeq, data: Path) -> list[Example]:
         Example(
             "Image → text (caption)",
             [_media_cell("input", image.media)],
-            [Cell("model", model.caption(image.media, seed=SEED))],
+            [_model_cell(lambda: model.caption(image.media, seed=SEED))],
             [Cell("reference", image.text)],
         ),
         Example(
             "Text → image (draw)",
             [Cell("input", image.text)],
-            [_media_cell("model", model.draw(image.text, seed=SEED))],
+            [_model_cell(lambda: model.draw(image.text, seed=SEED))],
             [_media_cell("reference render", image.media)],
         ),
         Example(
             "Speech → text (transcribe)",
             [_media_cell("input", speech.media)],
-            [Cell("model", model.transcribe(speech.media, seed=SEED))],
+            [_model_cell(lambda: model.transcribe(speech.media, seed=SEED))],
             [Cell("reference", speech.text)],
         ),
         Example(
             "Text → speech (speak)",
             [Cell("input", speech.text)],
-            [_media_cell("model", model.speak(speech.text, seed=SEED))],
+            [_model_cell(lambda: model.speak(speech.text, seed=SEED))],
             [_media_cell("reference render", speech.media)],
         ),
         Example(
             f"Text → speech in a prompt's voice ({other_voice.labels.get('speaker')})",
             [Cell("input", speech.text), _media_cell("voice prompt", other_voice.media)],
-            [_media_cell("model", model.speak(speech.text, voice=other_voice.media, seed=SEED))],
+            [_model_cell(lambda: model.speak(speech.text, voice=other_voice.media, seed=SEED))],
         ),
         Example(
             "Music → text (describe)",
             [_media_cell("input", music.media)],
-            [Cell("model", model.describe_music(music.media, seed=SEED))],
+            [_model_cell(lambda: model.describe_music(music.media, seed=SEED))],
             [Cell("reference", music.text)],
         ),
         Example(
             "Text → music (compose)",
             [Cell("input", music.text)],
-            [_media_cell("model", model.compose(music.text, seed=SEED))],
+            [_model_cell(lambda: model.compose(music.text, seed=SEED))],
             [_media_cell("reference render", music.media)],
         ),
     ]

@@ -56,3 +56,14 @@ def test_showcase_page_loads_its_images_and_audio_in_chromium(micro_world, tmp_p
     assert len(images) >= 3 and all(width > 0 for width in images)
     assert len(durations) >= 8 and all(d > 0 for d in durations)
     assert "cider" in table and "0.500" in table
+
+
+def test_a_model_that_produces_no_media_is_shown_not_fatal():
+    from anyseq.showcase import _model_cell
+
+    def fails():
+        raise RuntimeError("the model produced no music (finish reason: length)")
+
+    cell = _model_cell(fails)
+    assert cell.label == "model (no output)" and "no music" in cell.text and cell.media is None
+    assert _model_cell(lambda: "a red circle").text == "a red circle"

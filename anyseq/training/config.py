@@ -75,6 +75,9 @@ class TrainConfig:
     # it to its first block_size tokens; skipped or cut examples are counted per task in the
     # log and the run's summary.
     overlong: Overlong = "error"
+    # Stage 2 only: the share of sequences drawn from stage 1's pairs (rehearsal), so the single-task
+    # skills (caption, ASR, TTS, ...) survive instruction tuning; 0 trains on dialogues alone.
+    replay: float = 0.0
     eval_every: int = 100  # steps between validation passes (also run at the start and end)
     eval_examples: int = 64  # validation examples per task
     save_every: int = 100  # steps between checkpoints (one is always written at the end)
@@ -111,6 +114,8 @@ class TrainConfig:
             not self.task_ratios or any(not r > 0 for r in self.task_ratios.values())
         ):
             raise ValueError(f"task_ratios must be positive numbers, got {self.task_ratios}")
+        if not 0 <= self.replay < 1 or (self.replay and self.stage != "sft"):
+            raise ValueError(f"replay must lie in [0, 1) and is for stage sft only, got {self.replay}")
         if self.overlong not in ("error", "skip", "truncate"):
             raise ValueError(f"overlong must be error, skip or truncate, got {self.overlong!r}")
         if self.mixed_precision not in ("auto", "no", "bf16"):
@@ -204,10 +209,13 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
         "sft": TrainConfig(
             stage="sft",
             learning_rate=1e-3,
-            max_steps=150,
+            max_steps=200,
             batch_size=8,
             # Music (4 s = 400 tokens) makes most tiny-world dialogues longer than 512 tokens.
             overlong="truncate",
+            # Dialogues alone made the tiny model forget its stage-1 tasks (caption attribute
+            # accuracy 0.17 after stage 1, 0.00 after 150 dialogue steps): rehearse the pairs.
+            replay=0.3,
             eval_every=50,
             eval_examples=32,
             save_every=50,
@@ -230,6 +238,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             max_steps=1000,
             batch_size=8,
             overlong="truncate",
+            replay=0.3,
             eval_every=200,
             save_every=200,
         ),

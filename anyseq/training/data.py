@@ -26,6 +26,7 @@ from anyseq.training.config import Overlong, Stage
 from anyseq.training.tokenize import read_view_manifest
 
 STAGE_CORPUS: dict[Stage, str] = {"pretrain": "pretrain", "sft": "instruct"}
+REPLAY_PREFIX = "replay:"  # stage-1 pair tasks rehearsed during stage 2 are named "replay:<task>"
 IGNORE = -100  # target of a position that is not trained (HF convention)
 
 
@@ -130,6 +131,28 @@ class TokenizedSplit:
         if not kept:
             raise ValueError(f"{self.name}: no example fits the context of {limit} tokens ({details})")
         return TokenizedSplit(self.name, kept), {task: len(n) for task, n in too_long.items()}
+
+
+def with_replay(split: TokenizedSplit, pairs: TokenizedSplit) -> TokenizedSplit:
+    """`split` plus the tasks of `pairs`, each named `REPLAY_PREFIX + task`."""
+    replayed = {REPLAY_PREFIX + task: examples for task, examples in pairs.tasks.items()}
+    return TokenizedSplit(f"{split.name} + {pairs.name}", {**split.tasks, **replayed})
+
+
+def replay_ratios(
+    split: TokenizedSplit, ratios: Mapping[str, float] | None, replay: float
+) -> dict[str, float]:
+    """Ratios for a split made by `with_replay`: the replayed tasks share `replay` of the draws in
+    proportion to their sizes, the split's own tasks the rest as `ratios` (None: by size) says."""
+    own = TokenizedSplit(
+        split.name, {t: ex for t, ex in split.tasks.items() if not t.startswith(REPLAY_PREFIX)}
+    )
+    replayed = {t: float(len(ex)) for t, ex in split.tasks.items() if t.startswith(REPLAY_PREFIX)}
+    if not replayed or not own.tasks:
+        raise ValueError(f"{split.name}: replay needs both the stage's own tasks and replayed pairs")
+    total = sum(replayed.values())
+    mixed = {t: (1.0 - replay) * r for t, r in resolve_ratios(own, ratios).items()}
+    return mixed | {t: replay * n / total for t, n in replayed.items()}
 
 
 def _listing(manifest: Mapping[str, Any]) -> str:

@@ -59,7 +59,9 @@ from anyseq.training.data import (
     TokenizedSplit,
     collate,
     make_stream,
+    replay_ratios,
     validation_batches,
+    with_replay,
 )
 from anyseq.training.lora import apply_lora, merged_copy
 from anyseq.training.state import (
@@ -172,6 +174,8 @@ class Trainer:
         splits = {}
         for split in ("train", "validation"):
             loaded = TokenizedSplit.load(self.view, corpus, split)
+            if config.replay:
+                loaded = with_replay(loaded, TokenizedSplit.load(self.view, STAGE_CORPUS["pretrain"], split))
             splits[split], overlong = loaded.fit_to(self.block_size, config.overlong)
             if overlong:
                 self.overlong[split] = overlong
@@ -179,9 +183,10 @@ class Trainer:
                     log.warning("%s: longer than %d tokens (%s): %s", loaded.name, self.block_size,
                                 config.overlong, overlong)  # fmt: skip
         self.train_split, self.val_split = splits["train"], splits["validation"]
-        self.stream = make_stream(
-            config.stage, self.train_split, config.task_ratios, config.seed, self.block_size
-        )
+        ratios = config.task_ratios
+        if config.replay:
+            ratios = replay_ratios(self.train_split, ratios, config.replay)
+        self.stream = make_stream(config.stage, self.train_split, ratios, config.seed, self.block_size)
         checkpoint = self._prepare_run_directory(resume)
         loaded = read_training_files(checkpoint) if checkpoint is not None else None
         if loaded is not None and loaded.state.world_size != acc.num_processes:

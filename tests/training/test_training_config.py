@@ -73,3 +73,7 @@ def test_bad_settings_are_named():
         TrainConfig.from_name("tiny", "pretrain", task_ratios={"asr": 0.0})
     with pytest.raises(ValueError, match="stage must be one of"):
         TrainConfig(stage="finetune", learning_rate=1.0, max_steps=1)
+    with pytest.raises(ValueError, match=r"replay must lie in \[0, 1\) and is for stage sft only, got 0.2"):
+        TrainConfig.from_name("tiny", "pretrain", replay=0.2)
+    with pytest.raises(ValueError, match="replay must lie in"):
+        TrainConfig.from_name("tiny", "sft", replay=1.0)

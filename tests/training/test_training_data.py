@@ -18,7 +18,9 @@ from anyseq.training.data import (
     TrainSequence,
     collate,
     make_stream,
+    replay_ratios,
     resolve_ratios,
+    with_replay,
 )
 from anyseq.training.tokenize import MANIFEST, read_view_manifest, write_view
 from anyseq.training.trainer import find_view
@@ -90,6 +92,22 @@ def test_sampler_follows_ratios_and_covers_each_epoch():
     assert abs(share - 0.75) < 0.03
     first_epoch_a = [i for task, i in draws if task == "a"][:5]
     assert sorted(first_epoch_a) == list(range(5))
+
+
+def test_replayed_pairs_take_their_share_of_the_draws():
+    dialogues = TokenizedSplit("d", {"text->image": _examples([5] * 6), "image->text": _examples([4] * 2)})
+    pairs = TokenizedSplit("p", {"asr": _examples([3] * 30), "tts": _examples([3] * 10)})
+    mixed = with_replay(dialogues, pairs)
+    assert mixed.task_names == ["image->text", "replay:asr", "replay:tts", "text->image"]
+    assert mixed.tasks["replay:asr"] is pairs.tasks["asr"]
+    ratios = replay_ratios(mixed, None, replay=0.2)
+    assert ratios == pytest.approx(
+        {"text->image": 0.6, "image->text": 0.2, "replay:asr": 0.15, "replay:tts": 0.05}
+    )
+    given = replay_ratios(mixed, {"text->image": 1.0, "image->text": 1.0}, replay=0.5)
+    assert given["text->image"] == pytest.approx(0.25) and given["replay:tts"] == pytest.approx(0.125)
+    with pytest.raises(ValueError, match="replay needs both"):
+        replay_ratios(dialogues, None, replay=0.2)
 
 
 def test_packing_cuts_blocks_and_continues_the_cut_example():
