@@ -252,6 +252,7 @@ class Trainer:
                 raise ValueError(
                     f"{checkpoint} has another vocabulary than {self.init}; it cannot be resumed here"
                 )
+        self.accelerator.wait_for_everyone()  # every rank has checked before the main one writes
         if self.accelerator.is_main_process:
             if checkpoints.is_dir():
                 clean_stale_temporaries(checkpoints)
