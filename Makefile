@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := espeak-ng fluidsynth fluid-soundfont-gm fonts-noto-color-emoji chromium
+APT_PACKAGES := espeak-ng fluidsynth fluid-soundfont-gm fonts-noto-color-emoji chromium g++
 
 .PHONY: setup apt demo test test-fast lint bench clean
 

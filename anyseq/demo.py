@@ -29,9 +29,9 @@ from rich.console import Console
 from anyseq.io import atomic_write_json
 
 console = Console()
-# Items per split in the demo's evaluation: about half the full table's time (which is 17 minutes
+# Items per split in the demo's evaluation: about a third of the full table's time (which is 17 minutes
 # on 2 cores); `anyseq eval` without --limit scores every item.
-EVAL_LIMIT = 100
+EVAL_LIMIT = 60
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ For the `tiny` and `small` backbones over a vocabulary shaped like the tiny worl
 loops train the same model (same initial weights) on the same packed blocks with the same
 batch and AdamW, in fp32, in the same process, taking turns step by step: one HF step,
 then one AnySeq step, so a neighbour's load on a shared machine falls on both alike.
-Tokens/s is over the steps after a warm-up. Model FLOP utilisation is the model's FLOPs
+AnySeq runs as its preset trains stage 1 (torch.compile for `tiny` and `small`); the
+Trainer with its defaults. Tokens/s is over the steps after a warm-up (which holds the
+compile). Model FLOP utilisation is the model's FLOPs
 per token (6 x matmul parameters + attention, as PaLM's appendix B counts them) times
 tokens/s, over the sgemm peak: the best fp32 matrix-multiply rate measured before and
 after every model in the same run.
@@ -29,6 +31,7 @@ from anyseq.checkpoint import AnySeqCheckpoint, save_checkpoint
 from anyseq.conversation import Conversation, Media, Message, Text
 from anyseq.io import atomic_write_json
 from anyseq.modalities import build_tokenizer
+from anyseq.training.config import PRESETS as TRAIN_PRESETS
 from anyseq.training.config import TrainConfig
 from anyseq.training.data import TokenizedSplit, make_stream
 from anyseq.training.tokenize import VIEW_ROOT, model_fingerprint, write_view
@@ -109,10 +112,14 @@ def _setup(root: Path, preset: str) -> tuple[Path, LlamaConfig, int]:
 
 
 def _config(preset: str, steps: int) -> TrainConfig:
+    """The bench's batch, with the preset's stage-1 setting for torch.compile (the HF `Trainer`
+    runs with its defaults, which do not compile)."""
     batch, length = BATCHES[preset]
+    compile_ = TRAIN_PRESETS[preset]["pretrain"].compile if preset in TRAIN_PRESETS else False
     return TrainConfig(
         stage="pretrain", learning_rate=LEARNING_RATE, max_steps=steps, batch_size=batch, block_size=length,
         eval_every=0, save_every=0, log_every=0, eval_examples=1, mixed_precision="no", overlong="truncate",
+        compile=compile_,
     )  # fmt: skip
 
 
@@ -162,7 +169,7 @@ def _step_seconds(init: Path, data: Path, out: Path, config: TrainConfig) -> dic
 
 
 def run_bench(
-    out: Path, presets: tuple[str, ...] = ("tiny", "small"), steps: int = 12, warmup: int = 2
+    out: Path, presets: tuple[str, ...] = ("tiny", "small"), steps: int = 14, warmup: int = 3
 ) -> dict:
     peaks = [sgemm_gflops()]  # before and after every model: the best is the machine's peak
     models = {}
@@ -188,6 +195,7 @@ def run_bench(
                 "vocab_size": llama.vocab_size,
                 "batch": {"sequences": config.batch_size, "tokens_per_sequence": config.block_size},
                 "flops_per_token": flops_per_token(llama, config.block_size),
+                "anyseq_compiled": config.compile,
                 **rows,
                 "anyseq_over_trainer": round(sum(seconds["hf_trainer"]) / sum(seconds["anyseq"]), 3),
             }

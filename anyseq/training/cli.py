@@ -156,6 +156,9 @@ def _stage_command(stage: Stage):
             bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing")
         ] = None,
         mixed_precision: Annotated[Precision | None, typer.Option(help="auto, no or bf16")] = None,
+        compile: Annotated[
+            bool | None, typer.Option("--compile/--no-compile", help="torch.compile the training step")
+        ] = None,
     ) -> None:
         overrides = {
             "max_steps": max_steps,
@@ -165,6 +168,7 @@ def _stage_command(stage: Stage):
             "lora": {"rank": lora_rank, "alpha": 2 * lora_rank} if lora_rank else None,
             "gradient_checkpointing": gradient_checkpointing,
             "mixed_precision": mixed_precision,
+            "compile": compile,
         }
         _run_stage(
             stage,

@@ -86,6 +86,10 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: Precision = "auto"  # auto: bf16 where the hardware has it
     gradient_checkpointing: bool = False
+    # torch.compile the training forward and backward (Inductor; needs a C++ compiler on CPU).
+    # Worth it where every batch has one shape (stage 1's packed blocks): on 2 CPU cores the
+    # tiny backbone trains about 14% faster after a compile of about 30 s.
+    compile: bool = False
     lora: LoraSettings | None = None
 
     def __post_init__(self) -> None:
@@ -206,6 +210,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             eval_examples=32,
             save_every=50,
             log_every=10,
+            compile=True,
         ),
         "sft": TrainConfig(
             stage="sft",
@@ -232,6 +237,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             task_ratios=ANYGPT_PRETRAIN_RATIOS,
             eval_every=200,
             save_every=200,
+            compile=True,
         ),
         "sft": TrainConfig(
             stage="sft",

@@ -8,7 +8,7 @@ so the data position is one small JSON dict whatever the number of processes.
 The loss is the mean over every target token of the step (all micro-batches, all
 processes), as if the whole batch had gone through at once. AdamW, linear warmup then
 cosine decay, gradient clipping, gradient accumulation, bf16 autocast where the hardware
-has it, gradient checkpointing and LoRA are settings of `TrainConfig`.
+has it, gradient checkpointing, torch.compile and LoRA are settings of `TrainConfig`.
 
     OUT/
       run.json              # the settings, the initial model and the data view of the run
@@ -95,6 +95,15 @@ def resolve_precision(setting: str) -> str:
     if setting == "auto":
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     return setting
+
+
+def compiled(model: torch.nn.Module) -> torch.nn.Module:
+    """`torch.compile(model)`, or `model` itself (with a warning) where Inductor has no compiler:
+    on CPU it builds C++ kernels, and a machine without a C++ compiler trains eagerly."""
+    if not torch.cuda.is_available() and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+        log.warning("compile: no C++ compiler (g++, c++ or clang++) on PATH; training without torch.compile")
+        return model
+    return torch.compile(model)
 
 
 def find_view(data: str | Path, model_dir: str | Path) -> Path:
@@ -200,6 +209,8 @@ class Trainer:
         optimizer = self._optimizer(model)
         self.model, self.optimizer = acc.prepare(model, optimizer)
         self.model.train()  # from_pretrained hands models over in eval mode
+        # Training steps run the compiled module; validation (other shapes, no grad) the plain one.
+        self.train_model = compiled(self.model) if config.compile else self.model
         self.state = TrainingState(world_size=acc.num_processes)
         if loaded is not None:
             self._restore(loaded)
@@ -306,10 +317,14 @@ class Trainer:
         self.state = loaded.state
 
     # ---- one step ------------------------------------------------------------------
-    def _forward(self, batch: Batch, num_tasks: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _forward(
+        self, batch: Batch, num_tasks: int, model: torch.nn.Module | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Summed loss, per-task summed loss (num_tasks,) and per-task target counts of one batch."""
         batch = batch.to(self.accelerator.device)
-        output = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
+        output = (self.model if model is None else model)(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
+        )
         losses = F.cross_entropy(
             output.logits.flatten(0, 1).float(),
             batch.targets.flatten(),
@@ -345,7 +360,7 @@ class Trainer:
             # Gradients are all-reduced once, after the last micro-batch.
             sync = contextlib.nullcontext() if i == len(batches) - 1 else acc.no_sync(self.model)
             with sync:
-                summed, per_task, targets = self._forward(batch, self.num_tasks)
+                summed, per_task, targets = self._forward(batch, self.num_tasks, self.train_model)
                 # DDP averages gradients over processes, hence the factor `world`.
                 acc.backward(summed * (world / total_targets))
             loss_sum += summed.detach()
