@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from anyseq.evaluation.cli import eval_command
+from anyseq.evaluation.cli import eval_command, judges_command
 from anyseq.serve.cli import serve
 from anyseq.training.cli import app as train_app
 from anyseq.training.cli import tokenize_command
@@ -30,6 +30,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(tokenizer_app, name="tokenizer")
 app.add_typer(bench_app, name="bench")
 app.command("eval")(eval_command)
+app.command("eval-judges")(judges_command)
 app.command("serve")(serve)
 
 # modality -> "module:function" of its tokenizer trainer and evaluator.

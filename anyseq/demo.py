@@ -3,10 +3,11 @@
     data       anyseq data build --preset tiny                 AnyWorld (DESIGN.md section 8)
     image      anyseq tokenizer train image                    the three modality tokenizers
     speech     anyseq tokenizer train speech
-    music      anyseq tokenizer train music
+    music      anyseq tokenizer train music                    (one thread) beside
+               anyseq eval-judges                              the evaluation's judges (one thread)
     pretrain   anyseq train pretrain                           AnyGPT stage 1: text-centric pairs
     sft        anyseq train sft                                AnyGPT stage 2: any-to-any dialogues
-    eval       anyseq eval --limit 100                         the paper's table, independent judges
+    eval       anyseq eval --limit 50                          the paper's table, independent judges
     showcase   the eight directions and multi-turn dialogues -> one self-contained HTML page
 
 Each step runs the same command a user would type, in a child process, and leaves a
@@ -31,7 +32,7 @@ from anyseq.io import atomic_write_json
 console = Console()
 # Items per split in the demo's evaluation: about a third of the full table's time (which is 17 minutes
 # on 2 cores); `anyseq eval` without --limit scores every item.
-EVAL_LIMIT = 60
+EVAL_LIMIT = 50
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,14 @@ def _anyseq(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "anyseq.cli", *map(str, args)]
 
 
-def _steps(paths: DemoPaths, preset: str) -> list[tuple[str, Callable[[], list[str] | None]]]:
+@dataclass(frozen=True)
+class SideBySide:
+    """Commands of one step that run at the same time: each uses one thread of the two cores."""
+
+    commands: tuple[list[str], ...]
+
+
+def _steps(paths: DemoPaths, preset: str) -> list[tuple[str, Callable[[], list[str] | SideBySide | None]]]:
     tokenizers = [
         arg for m in ("image", "speech", "music") for arg in ("--tokenizer", str(paths.tokenizer(m)))
     ]
@@ -86,7 +94,19 @@ def _steps(paths: DemoPaths, preset: str) -> list[tuple[str, Callable[[], list[s
                     "tokenizer", "train", m, "--data", paths.data, "--out", paths.tokenizer(m)
                 ),
             )
-            for m in ("image", "speech", "music")
+            for m in ("image", "speech")
+        ),
+        (
+            "music",
+            lambda: SideBySide(
+                (
+                    _anyseq(
+                        "tokenizer", "train", "music", "--data", paths.data, "--out", paths.tokenizer("music")
+                    ),
+                    # the judges need the data only; `anyseq eval` finds them in its default cache
+                    _anyseq("eval-judges", "--data", paths.data, "--cache", paths.eval / "judges"),
+                )
+            ),
         ),
         (
             "pretrain",
@@ -156,14 +176,14 @@ def run_demo(out: Path, preset: str = "tiny") -> dict:
             continue
         console.rule(f"[bold]{name}")
         start = time.perf_counter()
-        command = make()
-        if command is not None:
+        made = make()
+        commands = made.commands if isinstance(made, SideBySide) else () if made is None else (made,)
+        for command in commands:
             console.print("$ " + " ".join(command[2:]).replace("anyseq.cli", "anyseq", 1))
-            result = subprocess.run(command)
-            if result.returncode != 0:
-                raise SystemExit(
-                    f"demo step {name!r} failed (exit {result.returncode}); run `anyseq demo` to resume"
-                )
+        processes = [subprocess.Popen(command) for command in commands]
+        codes = [process.wait() for process in processes]
+        if any(codes):
+            raise SystemExit(f"demo step {name!r} failed (exit {max(codes)}); run `anyseq demo` to resume")
         timings[name] = round(time.perf_counter() - start, 1)
         atomic_write_json(marker, {"step": name, "seconds": timings[name]})
     summary = {

@@ -1,8 +1,10 @@
 """`anyseq eval`: run the paper's tasks on AnyWorld and write report.json, report.md and plots.
 
     anyseq eval --model runs/demo/model --data data/world --out runs/demo/eval [--tasks asr --tasks tts] [--limit 50]
+    anyseq eval-judges --data data/world --cache runs/demo/eval/judges   # train the judges ahead
 
-`evaluate` is the function behind the command; `eval_command` is its typer form.
+`evaluate` and `build_judges` are the functions behind the commands; `eval_command` and
+`judges_command` their typer forms.
 """
 
 from __future__ import annotations
@@ -61,6 +63,35 @@ def evaluate(
     return write_report(out, entries, str(model), str(data), preset, config.to_dict(), limit, seconds, notes)
 
 
+def build_judges(data: Path, cache: Path, preset: str = "tiny") -> dict[str, str]:
+    """Train (or load) every judge of a world that needs training, into `cache`, on one thread.
+
+    The judges depend on the data only, never on a model, so they can be made while a
+    tokenizer trains (the demo does so beside the single-threaded music tokenizer);
+    `evaluate(..., cache=cache)` then loads them. Returns judge -> its class, or why it
+    cannot be built from this data.
+    """
+    import torch
+
+    from anyseq.evaluation.config import EvalConfig
+    from anyseq.evaluation.panel import JudgePanel, JudgeUnavailable
+
+    config = EvalConfig.preset(preset)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    panel = JudgePanel(data, cache, config)
+    built = {}
+    try:
+        for name in ("ctc", "speaker", "instrument", "emoji"):
+            try:
+                built[name] = type(getattr(panel, name)).__name__
+            except JudgeUnavailable as error:
+                built[name] = f"unavailable: {error}"
+    finally:
+        torch.set_num_threads(threads)
+    return built
+
+
 def _run(evaluation: Evaluation, names: list[str]) -> tuple[list[Entry], dict[str, float], list[str]]:
     """Every split of every task: entries, seconds per task, and notes on what was skipped."""
     from anyseq.evaluation.harness import TASKS
@@ -111,3 +142,15 @@ def eval_command(
             f"{entry['task']:>16} {entry['split']:<22} {entry['metric']:<20} {entry['value']} (ceiling {ceiling})"
         )
     typer.echo(f"report: {out / 'report.md'}")
+
+
+def judges_command(
+    data: Path = typer.Option(..., help="AnyWorld directory (anyseq data build)"),
+    cache: Path = typer.Option(..., help="where the trained judges go (`anyseq eval --cache`)"),
+    preset: str = typer.Option("tiny", help="judge sizes: tiny (full) | test (fast)"),
+) -> None:
+    """Train the evaluation's judges ahead of `anyseq eval` (they depend on the data only)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name, judge in build_judges(data, cache, preset).items():
+        typer.echo(f"{name:>12}: {judge}")
+    typer.echo(f"judges: {cache}")

@@ -150,7 +150,11 @@ class TrainSummary:
     tokens_per_second: float
     stopped_early: bool  # the time limit ended the run before max_steps
     model: str
-    val_loss: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> start, end, ratio, history
+    # task -> start, end, ratio (end / start), ratio_to_uniform (end / uniform_loss), history
+    val_loss: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # ln(vocabulary size): the loss of a model that knows nothing, where a fresh one starts; a
+    # stage that starts from another (sft from pretrain) is measured against it as well
+    uniform_loss: float | None = None
     # split -> task -> examples longer than block_size (skipped or truncated, per the config)
     overlong: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -555,10 +559,12 @@ class Trainer:
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     def _summary(self, stopped_early: bool) -> TrainSummary:
+        uniform = math.log(self.accelerator.unwrap_model(self.model).config.vocab_size)
         val_loss = {}
         for task, history in self.state.val_loss.items():
             start, end = history[0][1], history[-1][1]
-            val_loss[task] = {"start": start, "end": end, "ratio": end / start, "history": history}
+            val_loss[task] = {"start": start, "end": end, "ratio": end / start,
+                              "ratio_to_uniform": end / uniform, "history": history}  # fmt: skip
         return TrainSummary(
             stage=self.config.stage,
             steps=self.state.step,
@@ -568,6 +574,7 @@ class Trainer:
             stopped_early=stopped_early,
             model=str(self.out / MODEL_DIR),
             val_loss=val_loss,
+            uniform_loss=uniform,
             overlong=self.overlong,
         )
 

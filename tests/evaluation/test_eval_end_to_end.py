@@ -109,6 +109,28 @@ def test_judges_are_cached_as_safetensors_and_reused(evaluated):
     assert not (root / "again" / "judges").exists()
 
 
+def test_judges_built_ahead_by_the_cli_are_the_ones_evaluate_uses(evaluated, tmp_path):
+    """`anyseq eval-judges` (the demo runs it beside the music tokenizer) writes the cache that
+    `anyseq eval --cache` then loads: same judges, same names, nothing retrained."""
+    from typer.testing import CliRunner
+
+    from anyseq.cli import app
+
+    _, root = evaluated
+    cache = tmp_path / "judges"
+    result = CliRunner().invoke(app, ["eval-judges", "--data", str(root / "world"), "--cache", str(cache),
+                                      "--preset", "test"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for name in ("ctc", "speaker", "instrument", "emoji"):
+        assert f"{name}: " in result.output and "unavailable" not in result.output
+    made_by_eval = sorted(p.name for p in (root / "eval" / "judges").iterdir() if p.name != "logs")
+    assert sorted(p.name for p in cache.iterdir() if p.name != "logs") == made_by_eval  # same keys
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob("model.safetensors")}
+    evaluate(root / "model", root / "world", tmp_path / "out", ["music_generation"], limit=2, preset="test",
+             cache=cache)  # fmt: skip
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("model.safetensors")} == before
+
+
 def test_bad_arguments(evaluated, tmp_path):
     _, root = evaluated
     with pytest.raises(ValueError, match="unknown evaluation tasks"):

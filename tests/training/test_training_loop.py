@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 
 import pytest
@@ -35,6 +36,10 @@ def test_both_stages_lower_the_validation_loss_of_every_task(two_stages):
     for summary in (pretrain, sft):
         for task, losses in summary.val_loss.items():
             assert losses["end"] < 0.8 * losses["start"], (summary.stage, task, losses)
+            assert losses["ratio_to_uniform"] == pytest.approx(losses["end"] / summary.uniform_loss)
+        assert summary.uniform_loss == pytest.approx(
+            math.log(load_checkpoint(summary.model).model.config.vocab_size)
+        )
     # The second stage starts where the first ended: its first loss is already below a fresh model's.
     assert max(v["start"] for v in sft.val_loss.values()) < max(
         v["start"] for v in pretrain.val_loss.values()
