@@ -363,7 +363,7 @@ def train_ctc_recognizer(
         optimizer.step()
         schedule.step()
         if writer is not None:
-            writer.add_scalar("recognizer/ctc", float(loss), step)
+            writer.add_scalar("recognizer/ctc", loss.item(), step)
     if writer is not None:
         writer.close()
     return model.eval()

@@ -305,7 +305,11 @@ class AudioCodec(nn.Module):
         length = magnitude.shape[-1] * c.stft_hop
         # a centred STFT of `length` samples has one frame more than the codec keeps: add it silent
         magnitude = F.pad(magnitude * self.window.sum(), (0, 1))
-        audio = griffin_lim(magnitude, c.n_fft, c.stft_hop, c.griffin_lim_iters, length)
+        # row by row: Griffin-Lim amplifies the rounding differences of batched FFTs, and a
+        # clip must sound the same whatever batch it is decoded in
+        audio = torch.cat(
+            [griffin_lim(row, c.n_fft, c.stft_hop, c.griffin_lim_iters, length) for row in magnitude.split(1)]
+        )
         return audio.clamp(-1.0, 1.0)
 
     def decode(self, codes: Tensor) -> Tensor:

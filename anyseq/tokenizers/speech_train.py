@@ -202,10 +202,11 @@ def train_acoustic(
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
-        recent = [*recent[-49:], float(loss)]
-        writer.add_scalar("acoustic/loss", float(loss), step)
+        value = loss.item()
+        recent = [*recent[-49:], value]
+        writer.add_scalar("acoustic/loss", value, step)
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{value:.3f}")
         out_of_time = max_minutes is not None and time.monotonic() - started > 60 * max_minutes
         if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
             save_checkpoint(checkpoint, modules, optimizer, {"step": step})
