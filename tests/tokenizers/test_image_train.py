@@ -21,6 +21,7 @@ from anyseq.tokenizers.image_eval import (
 )
 from anyseq.tokenizers.image_train import (
     ImageTrainConfig,
+    edge_map,
     reconstruction_loss,
     sampling_probabilities,
     train_image_tokenizer,
@@ -79,6 +80,22 @@ def test_loss_terms():
     edge[..., 4:] += 1.0  # a step edge: the gradient term sees it
     assert float(reconstruction_loss(edge, target, config)["gradient"]) > 0
     assert "gradient" not in reconstruction_loss(edge, target, ImageTrainConfig(gradient_weight=0.0))
+
+
+def test_edge_weight_counts_errors_on_outlines_more():
+    flat = torch.full((1, 3, 8, 8), -1.0)
+    assert edge_map(flat).sum() == 0
+    square = flat.clone()
+    square[..., 3:5, 3:5] = 1.0  # a 2 x 2 white square on black
+    edges = edge_map(square)[0, 0]
+    # the square and the ring around it (one pixel beyond its neighbours), nothing further out
+    assert edges[1:7, 1:7].all() and edges.sum() == 36
+    config = ImageTrainConfig(edge_weight=3.0, gradient_weight=0.0)
+    on_edge, off_edge = square.clone(), square.clone()
+    on_edge[..., 3, 3] += 0.5
+    off_edge[..., 0, 0] += 0.5
+    weighted = reconstruction_loss(on_edge, square, config)["l1"]
+    assert float(weighted) == pytest.approx(4 * float(reconstruction_loss(off_edge, square, config)["l1"]))
 
 
 def test_metrics_golden_values():
