@@ -18,7 +18,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.mark.slow
-def test_showcase_page_loads_its_images_and_audio_in_chromium(micro_world, tmp_path):
+def test_showcase_page_loads_its_images_and_audio_in_chromium(micro_world, tmp_path, artifacts):
     playwright = pytest.importorskip("playwright.sync_api")
     model = random_checkpoint(tmp_path / "model", context_length=2048, max_seconds=10.0)  # world clips
     report = tmp_path / "report.json"
@@ -50,7 +50,7 @@ def test_showcase_page_loads_its_images_and_audio_in_chromium(micro_world, tmp_p
             "[...document.querySelectorAll('audio')].every(a => a.readyState >= 1)", timeout=30_000
         )
         durations = page.eval_on_selector_all("audio", "els => els.map(e => e.duration)")
-        page.screenshot(path=str(tmp_path / "showcase.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "showcase.png"), full_page=True)
         table = page.inner_text("table")
         browser.close()
     assert len(images) >= 3 and all(width > 0 for width in images)

@@ -94,10 +94,21 @@ def make_batch(clips: Sequence[Clip], crop: int | None, rng: np.random.Generator
     return CodecBatch(torch.from_numpy(audio), lengths, [clip.labels for clip in clips])
 
 
-def _learning_rate(config: AudioTrainConfig, step: int) -> float:
+def budget_used(config: AudioTrainConfig, started: float) -> float:
+    """The share of `config.max_minutes` this run has spent since `started` (monotonic); 0 without a limit."""
+    if config.max_minutes is None:
+        return 0.0
+    if config.max_minutes <= 0:
+        return math.inf
+    return (time.monotonic() - started) / (60 * config.max_minutes)
+
+
+def _learning_rate(config: AudioTrainConfig, step: int, spent: float = 0.0) -> float:
+    """Linear warmup, then cosine decay over the steps, or over the time budget (`spent`, the share
+    used) when that runs out first: a run cut short by its limit still ends at the low rate."""
     if step < config.warmup_steps:
         return config.learning_rate * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    progress = max(spent, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return config.learning_rate * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
 
@@ -213,7 +224,7 @@ def _train(
             torch.manual_seed(int(rng.integers(2**31)))
             batch = make_batch([train[i] for i in rng.integers(0, len(train), config.batch_size)], crop, rng)
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, step)
+                group["lr"] = _learning_rate(config, step, budget_used(config, started))
             losses = _total_loss(batch, codec(batch.audio, batch.lengths), auxiliary)
             loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
@@ -226,9 +237,7 @@ def _train(
                 writer.add_scalar(f"train/{name}", value.item(), step)
             progress.update(1)
             progress.set_postfix(loss=f"{recent[-1]:.3f}")
-            out_of_time = (
-                config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes
-            )
+            out_of_time = budget_used(config, started) > 1.0
             if step % epoch_steps == 0 or step == config.steps or out_of_time:
                 metrics = validate(codec, validation, config.batch_size, auxiliary)
                 for name, value in metrics.items():

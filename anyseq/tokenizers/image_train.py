@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from anyseq.io import atomic_write_json
 from anyseq.modalities.image_vq import VQImageConfig, VQImageTokenizer, pixels_to_uint8, uint8_to_pixels
-from anyseq.tokenizers.audio_train import TrainResult, load_checkpoint, save_checkpoint
+from anyseq.tokenizers.audio_train import TrainResult, budget_used, load_checkpoint, save_checkpoint
 from anyseq.tokenizers.audio_train import _learning_rate as learning_rate
 from anyseq.tokenizers.image_eval import codebook_usage, psnr
 
@@ -229,7 +229,7 @@ def train_vq_image(
     try:
         while step < config.steps:
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
+                group["lr"] = learning_rate(config, step, budget_used(config, started))
             pixels = _batch(train, probabilities, config, step)
             losses = reconstruction_loss(model(pixels).reconstruction, pixels, config)
             loss = sum(losses.values())
@@ -243,9 +243,7 @@ def train_vq_image(
                 writer.add_scalar(f"train/{name}", value.item(), step)
             bar.update(1)
             bar.set_postfix(loss=f"{recent[-1]:.4f}")
-            out_of_time = (
-                config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes
-            )
+            out_of_time = budget_used(config, started) > 1.0
             if step % epoch_steps == 0 or step == config.steps or out_of_time:
                 metrics = validate(tokenizer, validation, config)
                 for name, value in metrics.items():

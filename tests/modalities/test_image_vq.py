@@ -242,8 +242,8 @@ def test_bad_codes_are_refused(tokenizer):
 )
 def test_trained_checkpoint_reconstructs_shape_scenes():
     """The committed checkpoint (the `tiny` preset trained on AnyWorld tiny by `make demo`, stored in
-    float16). Measured on these 32 scenes: PSNR 28.8 dB, colours kept in 31, colour and shape in 23
-    (small stars, crosses and hexagons come back rounded: the open gap of the image tokenizer)."""
+    float16). Measured on these 32 scenes: PSNR 31.0 dB, colours kept in 31, colour and shape in 25
+    (small stars and hexagons still come back rounded: the open gap of the image tokenizer)."""
     trained = load_tokenizer(FIXTURE)
     assert trained.config == VQImageConfig.from_preset("tiny")
     assert sum(p.stat().st_size for p in FIXTURE.iterdir()) < 2_000_000
@@ -253,7 +253,7 @@ def test_trained_checkpoint_reconstructs_shape_scenes():
     codes = trained.encode_batch(originals)
     reconstructions = trained.decode_batch(codes)
     scores = [psnr(np.asarray(a), np.asarray(b)) for a, b in zip(originals, reconstructions, strict=True)]
-    assert np.mean(scores) > 27.0
+    assert np.mean(scores) > 30.0
     kept = [judge_shape_scene(r, scene) for r, scene in zip(reconstructions, labels, strict=True)]
     assert sum(v["colour_ok"] for v in kept) >= 30
-    assert sum(v["colour_ok"] and v["shape_ok"] for v in kept) >= 20
+    assert sum(v["colour_ok"] and v["shape_ok"] for v in kept) >= 24

@@ -17,7 +17,7 @@ CHROMIUM_ARGS = [
 
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make setup installs it)")
-def test_web_chat_image_in_reply_out(checkpoint, tmp_path):
+def test_web_chat_image_in_reply_out(checkpoint, tmp_path, artifacts):
     from playwright.sync_api import expect, sync_playwright
 
     image = tmp_path / "red.png"
@@ -38,7 +38,7 @@ def test_web_chat_image_in_reply_out(checkpoint, tmp_path):
             expect(chat.get_by_text("Describe the scene in this picture.")).to_be_visible(timeout=30_000)
             expect(chat.locator(".bot")).not_to_have_count(0, timeout=30_000)  # the reply is shown
             expect(chat.locator(".user img")).to_have_count(1)  # the uploaded image, in the chat
-            page.screenshot(path=str(tmp_path / "web_chat.png"), full_page=True)
+            page.screenshot(path=str(artifacts / "web_chat.png"), full_page=True)
             server = app.state.server
             assert server.batcher.generations == 1
 
@@ -51,10 +51,10 @@ def test_web_chat_image_in_reply_out(checkpoint, tmp_path):
             message.locator("textarea").fill("Would you kindly read this text out loud")
             message.locator("textarea").press("Enter")
             expect(chat.locator(".bot audio")).to_have_count(1, timeout=30_000)  # a player for the speech
-            page.screenshot(path=str(tmp_path / "web_chat_spoken.png"), full_page=True)
+            page.screenshot(path=str(artifacts / "web_chat_spoken.png"), full_page=True)
 
             page.locator("#clear").click()
             expect(chat.locator(".message")).to_have_count(0, timeout=30_000)
         finally:
             browser.close()
-        assert (tmp_path / "web_chat.png").stat().st_size > 10_000
+        assert (artifacts / "web_chat.png").stat().st_size > 10_000

@@ -98,6 +98,17 @@ def test_edge_weight_counts_errors_on_outlines_more():
     assert float(weighted) == pytest.approx(4 * float(reconstruction_loss(off_edge, square, config)["l1"]))
 
 
+def test_a_time_limited_run_ends_its_cosine_on_time():
+    from anyseq.tokenizers.image_train import learning_rate
+
+    config = ImageTrainConfig(steps=1000, warmup_steps=10, learning_rate=1e-3, min_lr_ratio=0.1)
+    assert learning_rate(config, 5) == pytest.approx(6e-4)  # warmup counts steps only
+    assert learning_rate(config, 10) == pytest.approx(1e-3)
+    assert learning_rate(config, 505) == pytest.approx(5.5e-4)  # half way: half way down the cosine
+    assert learning_rate(config, 100, spent=0.5) == pytest.approx(5.5e-4)  # half the time is as far
+    assert learning_rate(config, 100, spent=1.2) == pytest.approx(1e-4)  # out of time: the floor
+
+
 def test_metrics_golden_values():
     image = np.full((8, 8, 3), 100, dtype=np.uint8)
     assert psnr(image, image) == 100.0 and ssim(image, image) == pytest.approx(1.0)
