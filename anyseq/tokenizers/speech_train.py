@@ -62,6 +62,7 @@ class SpeechTrainConfig:
     codec: AudioTrainConfig = field(default_factory=AudioTrainConfig)
     acoustic: AcousticTrainConfig = field(default_factory=AcousticTrainConfig)
     codec_share: float = 0.65  # of `max_minutes`, what the codec may use; the acoustic model gets the rest
+    max_minutes: float | None = None  # the whole run's time limit when the caller gives none
 
     @classmethod
     def preset(cls, name: str) -> SpeechTrainConfig:
@@ -71,6 +72,8 @@ class SpeechTrainConfig:
                     steps=900, batch_size=16, crop_seconds=None, learning_rate=2e-3, epoch_steps=300
                 ),
                 acoustic=AcousticTrainConfig(),
+                # about 7 minutes on 2 idle cores; on a busy machine the limit keeps the run within 8
+                max_minutes=7.5,
             )
         if name == "test":
             return cls(
@@ -159,11 +162,11 @@ def _crop(codes: torch.Tensor, frames: int, rng: np.random.Generator) -> torch.T
     return codes[:, start : start + frames]
 
 
-def _learning_rate(config: AcousticTrainConfig, step: int) -> float:
+def _learning_rate(config: AcousticTrainConfig, step: int, spent: float = 0.0) -> float:
+    """Warmup, then cosine over the steps or over the time budget (`spent`, the share used), whichever is ahead."""
     warm = min(1.0, (step + 1) / config.warmup_steps)
-    return (
-        config.learning_rate * warm * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(1.0, step / config.steps))))
-    )
+    progress = min(1.0, max(spent, step / config.steps))
+    return config.learning_rate * warm * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
 
 
 def train_acoustic(
@@ -194,8 +197,9 @@ def train_acoustic(
         batch = acoustic_batch(
             codes, voices, picks, tokenizer.config.prompt_frames, config.target_frames, rng
         )
+        spent = 0.0 if max_minutes is None else (time.monotonic() - started) / (60 * max(max_minutes, 1e-9))
         for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(config, step)
+            group["lr"] = _learning_rate(config, step, spent)
         loss = model.loss(batch, torch.Generator().manual_seed(config.seed * 100003 + step))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -246,6 +250,7 @@ def train_on_clips(
     """Train codec then acoustic model on `train`; writes the tokenizer directory `out_dir`."""
     out_dir = Path(out_dir)
     started = time.monotonic()
+    max_minutes = config.max_minutes if max_minutes is None else max_minutes
     torch.manual_seed(config.codec.seed)
     tokenizer = SpeechTokenizer(speech_config)
     codec_config = config.codec

@@ -15,6 +15,9 @@ from anyseq.tokenizers.audio_train import Clip
 from anyseq.tokenizers.speech_eval import done_when, evaluate_speech_tokenizer, prompt_pairs
 from anyseq.tokenizers.speech_probe import probe_levels
 from anyseq.tokenizers.speech_train import (
+    AcousticTrainConfig,
+    SpeechTrainConfig,
+    _learning_rate,
     acoustic_batch,
     phoneme_inventory,
     read_clips,
@@ -47,6 +50,16 @@ def test_probe_finds_content_in_level1_and_voice_in_level2():
     assert result.speaker_accuracy["level1"] < 0.5  # chance is 0.25: level 1 says nothing of the voice
     assert result.speaker_accuracy["level2"] == 1.0
     assert result.speaker_accuracy["levels2-2"] == 1.0 and result.speaker_accuracy["all"] == 1.0
+
+
+def test_acoustic_schedule_follows_the_steps_or_the_time_budget():
+    config = AcousticTrainConfig(steps=100, warmup_steps=10, learning_rate=1e-3)
+    assert _learning_rate(config, 4) == pytest.approx(5e-4, rel=0.01)  # warmup (times the cosine)
+    assert _learning_rate(config, 50) == pytest.approx(5.5e-4)  # half way down the cosine
+    assert _learning_rate(config, 20, spent=0.5) == pytest.approx(5.5e-4)  # half the time is as far
+    assert _learning_rate(config, 20, spent=2.0) == pytest.approx(1e-4)  # out of time: the floor
+    assert SpeechTrainConfig.preset("tiny").max_minutes == 7.5  # the tiny run's limit (issue: 8 minutes)
+    assert SpeechTrainConfig.preset("test").max_minutes is None
 
 
 def test_acoustic_batch_prompts_each_clip_with_another_clip_of_its_voice():
