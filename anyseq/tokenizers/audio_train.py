@@ -94,13 +94,13 @@ def make_batch(clips: Sequence[Clip], crop: int | None, rng: np.random.Generator
     return CodecBatch(torch.from_numpy(audio), lengths, [clip.labels for clip in clips])
 
 
-def budget_used(config: AudioTrainConfig, started: float) -> float:
-    """The share of `config.max_minutes` this run has spent since `started` (monotonic); 0 without a limit."""
-    if config.max_minutes is None:
+def budget_used(max_minutes: float | None, started: float) -> float:
+    """The share of a `max_minutes` limit spent since `started` (monotonic); 0 without a limit."""
+    if max_minutes is None:
         return 0.0
-    if config.max_minutes <= 0:
+    if max_minutes <= 0:
         return math.inf
-    return (time.monotonic() - started) / (60 * config.max_minutes)
+    return (time.monotonic() - started) / (60 * max_minutes)
 
 
 def _learning_rate(config: AudioTrainConfig, step: int, spent: float = 0.0) -> float:
@@ -224,7 +224,7 @@ def _train(
             torch.manual_seed(int(rng.integers(2**31)))
             batch = make_batch([train[i] for i in rng.integers(0, len(train), config.batch_size)], crop, rng)
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, step, budget_used(config, started))
+                group["lr"] = _learning_rate(config, step, budget_used(config.max_minutes, started))
             losses = _total_loss(batch, codec(batch.audio, batch.lengths), auxiliary)
             loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
@@ -237,7 +237,7 @@ def _train(
                 writer.add_scalar(f"train/{name}", value.item(), step)
             progress.update(1)
             progress.set_postfix(loss=f"{recent[-1]:.3f}")
-            out_of_time = budget_used(config, started) > 1.0
+            out_of_time = budget_used(config.max_minutes, started) > 1.0
             if step % epoch_steps == 0 or step == config.steps or out_of_time:
                 metrics = validate(codec, validation, config.batch_size, auxiliary)
                 for name, value in metrics.items():

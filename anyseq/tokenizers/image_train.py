@@ -229,7 +229,7 @@ def train_vq_image(
     try:
         while step < config.steps:
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step, budget_used(config, started))
+                group["lr"] = learning_rate(config, step, budget_used(config.max_minutes, started))
             pixels = _batch(train, probabilities, config, step)
             losses = reconstruction_loss(model(pixels).reconstruction, pixels, config)
             loss = sum(losses.values())
@@ -243,7 +243,7 @@ def train_vq_image(
                 writer.add_scalar(f"train/{name}", value.item(), step)
             bar.update(1)
             bar.set_postfix(loss=f"{recent[-1]:.4f}")
-            out_of_time = budget_used(config, started) > 1.0
+            out_of_time = budget_used(config.max_minutes, started) > 1.0
             if step % epoch_steps == 0 or step == config.steps or out_of_time:
                 metrics = validate(tokenizer, validation, config)
                 for name, value in metrics.items():

@@ -38,6 +38,7 @@ from anyseq.tokenizers.audio_train import (
     CHECKPOINT,
     AudioTrainConfig,
     Clip,
+    budget_used,
     load_checkpoint,
     save_checkpoint,
     train_codec,
@@ -197,9 +198,8 @@ def train_acoustic(
         batch = acoustic_batch(
             codes, voices, picks, tokenizer.config.prompt_frames, config.target_frames, rng
         )
-        spent = 0.0 if max_minutes is None else (time.monotonic() - started) / (60 * max(max_minutes, 1e-9))
         for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(config, step, spent)
+            group["lr"] = _learning_rate(config, step, budget_used(max_minutes, started))
         loss = model.loss(batch, torch.Generator().manual_seed(config.seed * 100003 + step))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -211,7 +211,7 @@ def train_acoustic(
         writer.add_scalar("acoustic/loss", value, step)
         bar.update(1)
         bar.set_postfix(loss=f"{value:.3f}")
-        out_of_time = max_minutes is not None and time.monotonic() - started > 60 * max_minutes
+        out_of_time = budget_used(max_minutes, started) > 1.0
         if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
             save_checkpoint(checkpoint, modules, optimizer, {"step": step})
         if out_of_time:
