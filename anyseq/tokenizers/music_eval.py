@@ -6,9 +6,9 @@ on an AnyWorld split, comparing each clip with its encode -> decode reconstructi
 the judges of `anyseq.judges.music`, and scoring the judges on the originals too (their
 ceiling against the generator's labels):
 
-- tempo kept: the beat tracker's tempo on the reconstruction is within 4% of its tempo on
+- tempo kept: the tempo judge's reading of the reconstruction is within 4% of its tempo on
   the original (octave errors folded and counted); also, over the clips whose original the
-  tracker gets right (against the label), the share whose reconstruction it gets right;
+  judge gets right (against the label), the share whose reconstruction it gets right;
 - pitch: pYIN against the MIDI notes of monophonic clips (generated melodies and folk
   songs), pooled over voiced frames, on the reconstruction and on the original (the
   judge's ceiling: pYIN makes octave errors on organ and reed sounds); `pitch_kept` is the

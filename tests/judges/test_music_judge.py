@@ -43,6 +43,18 @@ def test_tempo_of_a_metronome_is_found_within_four_percent(bpm):
     assert judge.compare_tempo(bpm, estimate).folded
 
 
+@pytest.mark.parametrize("bpm", [62, 84, 131, 150])
+def test_tempo_of_a_four_second_metronome_is_found_without_octave_error(bpm):
+    estimate = judge.estimate_tempo(clicks(bpm, seconds=4.0), RATE)
+    assert judge.compare_tempo(bpm, estimate).exact, estimate
+
+
+def test_tempo_of_silence_is_zero_and_matches_nothing():
+    estimate = judge.estimate_tempo(np.zeros(4 * RATE, dtype=np.float32), RATE)
+    assert estimate == 0.0
+    assert not judge.compare_tempo(100.0, estimate).folded
+
+
 def test_compare_tempo_folds_octave_errors_and_reports_them():
     plain = judge.compare_tempo(100.0, 103.0)
     assert plain.exact and plain.folded and not plain.octave_error
