@@ -80,7 +80,7 @@ class SpeechConfig:
     content_blocks: int = 3
     phonemes: str = ""  # CTC units, set from the training transcripts (`phoneme_units`)
     ctc_upsample: int = 4  # CTC outputs per level-1 frame (phonemes come faster than 25 Hz)
-    level_dropout: float = 0.5  # share of training examples decoded from fewer levels (1..K-1)
+    level_dropout: float = 0.0  # share of training examples decoded from fewer levels (1..K-1); see _levels_kept
     acoustic_dim: int = 192
     acoustic_layers: int = 4
     acoustic_heads: int = 4
@@ -246,8 +246,11 @@ class SpeechCodec(nn.Module):
 
     def _levels_kept(self, batch: int, device: torch.device) -> Tensor:
         """Per example, 1..K levels to decode from: all of them, or with probability `level_dropout`
-        1..K-1, so the decoder also speaks from level 1 alone (what the acoustic model gets wrong
-        then costs voice and detail, not words)."""
+        1..K-1, so the decoder also speaks from level 1 alone.
+
+        Off in the presets: on AnyWorld tiny, 3 minutes of codec training with 0.5 left the
+        all-level reconstructions at WER 0.87 (PocketSphinx) / 0.88 (CTC) on 40 test clips, and
+        with 0.0 at 0.46 / 0.62; the decoder's capacity went to speaking from fewer levels."""
         levels = self.config.num_levels
         if not self.training or not self.config.level_dropout:
             return torch.full((batch,), levels - 1, device=device)
