@@ -80,7 +80,7 @@ class SpeechConfig:
     content_blocks: int = 3
     phonemes: str = ""  # CTC units, set from the training transcripts (`phoneme_units`)
     ctc_upsample: int = 4  # CTC outputs per level-1 frame (phonemes come faster than 25 Hz)
-    level_dropout: float = 0.0  # share of training examples decoded from fewer levels (1..K-1); see _levels_kept
+    level_dropout: float = 0.0  # share of examples decoded from fewer levels (1..K-1); see _levels_kept
     acoustic_dim: int = 192
     acoustic_layers: int = 4
     acoustic_heads: int = 4

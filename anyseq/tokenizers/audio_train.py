@@ -103,9 +103,12 @@ def budget_used(max_minutes: float | None, started: float) -> float:
     return (time.monotonic() - started) / (60 * max_minutes)
 
 
-def _learning_rate(config: AudioTrainConfig, step: int, spent: float = 0.0) -> float:
+def scheduled_learning_rate(config: Any, step: int, spent: float = 0.0) -> float:
     """Linear warmup, then cosine decay over the steps, or over the time budget (`spent`, the share
-    used) when that runs out first: a run cut short by its limit still ends at the low rate."""
+    used) when that runs out first: a run cut short by its limit still ends at the low rate.
+
+    `config` has `learning_rate`, `warmup_steps`, `steps` and `min_lr_ratio` (the trainers of the
+    audio codecs, the acoustic model and the image tokenizer share this schedule)."""
     if step < config.warmup_steps:
         return config.learning_rate * (step + 1) / config.warmup_steps
     progress = max(spent, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
@@ -224,7 +227,7 @@ def _train(
             torch.manual_seed(int(rng.integers(2**31)))
             batch = make_batch([train[i] for i in rng.integers(0, len(train), config.batch_size)], crop, rng)
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, step, budget_used(config.max_minutes, started))
+                group["lr"] = scheduled_learning_rate(config, step, budget_used(config.max_minutes, started))
             losses = _total_loss(batch, codec(batch.audio, batch.lengths), auxiliary)
             loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)

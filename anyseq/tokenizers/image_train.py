@@ -31,8 +31,13 @@ from tqdm.auto import tqdm
 
 from anyseq.io import atomic_write_json
 from anyseq.modalities.image_vq import VQImageConfig, VQImageTokenizer, pixels_to_uint8, uint8_to_pixels
-from anyseq.tokenizers.audio_train import TrainResult, budget_used, load_checkpoint, save_checkpoint
-from anyseq.tokenizers.audio_train import _learning_rate as learning_rate
+from anyseq.tokenizers.audio_train import (
+    TrainResult,
+    budget_used,
+    load_checkpoint,
+    save_checkpoint,
+    scheduled_learning_rate,
+)
 from anyseq.tokenizers.image_eval import codebook_usage, psnr
 
 CHECKPOINT = "checkpoint"  # sub-directory of the output directory, for resume
@@ -229,7 +234,7 @@ def train_vq_image(
     try:
         while step < config.steps:
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step, budget_used(config.max_minutes, started))
+                group["lr"] = scheduled_learning_rate(config, step, budget_used(config.max_minutes, started))
             pixels = _batch(train, probabilities, config, step)
             losses = reconstruction_loss(model(pixels).reconstruction, pixels, config)
             loss = sum(losses.values())

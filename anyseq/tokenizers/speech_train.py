@@ -41,6 +41,7 @@ from anyseq.tokenizers.audio_train import (
     budget_used,
     load_checkpoint,
     save_checkpoint,
+    scheduled_learning_rate,
     train_codec,
 )
 
@@ -53,6 +54,7 @@ class AcousticTrainConfig:
     batch_size: int = 16
     learning_rate: float = 1e-3
     warmup_steps: int = 50
+    min_lr_ratio: float = 0.1  # cosine decay ends at learning_rate * min_lr_ratio
     target_frames: int = 75  # random target crops of at most this many frames (3 s at 25 Hz)
     checkpoint_every: int = 200
     seed: int = 0
@@ -163,13 +165,6 @@ def _crop(codes: torch.Tensor, frames: int, rng: np.random.Generator) -> torch.T
     return codes[:, start : start + frames]
 
 
-def _learning_rate(config: AcousticTrainConfig, step: int, spent: float = 0.0) -> float:
-    """Warmup, then cosine over the steps or over the time budget (`spent`, the share used), whichever is ahead."""
-    warm = min(1.0, (step + 1) / config.warmup_steps)
-    progress = min(1.0, max(spent, step / config.steps))
-    return config.learning_rate * warm * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
-
-
 def train_acoustic(
     tokenizer: SpeechTokenizer,
     codes: Sequence[torch.Tensor],
@@ -199,7 +194,7 @@ def train_acoustic(
             codes, voices, picks, tokenizer.config.prompt_frames, config.target_frames, rng
         )
         for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(config, step, budget_used(max_minutes, started))
+            group["lr"] = scheduled_learning_rate(config, step, budget_used(max_minutes, started))
         loss = model.loss(batch, torch.Generator().manual_seed(config.seed * 100003 + step))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

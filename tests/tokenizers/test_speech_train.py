@@ -11,13 +11,12 @@ import torch
 from anyseq.judges.speech import RecognizerConfig, SpeechJudges
 from anyseq.modalities import load_tokenizer
 from anyseq.modalities.speech import SpeechTokenizer
-from anyseq.tokenizers.audio_train import Clip
+from anyseq.tokenizers.audio_train import Clip, scheduled_learning_rate
 from anyseq.tokenizers.speech_eval import done_when, evaluate_speech_tokenizer, prompt_pairs
 from anyseq.tokenizers.speech_probe import probe_levels
 from anyseq.tokenizers.speech_train import (
     AcousticTrainConfig,
     SpeechTrainConfig,
-    _learning_rate,
     acoustic_batch,
     phoneme_inventory,
     read_clips,
@@ -54,10 +53,10 @@ def test_probe_finds_content_in_level1_and_voice_in_level2():
 
 def test_acoustic_schedule_follows_the_steps_or_the_time_budget():
     config = AcousticTrainConfig(steps=100, warmup_steps=10, learning_rate=1e-3)
-    assert _learning_rate(config, 4) == pytest.approx(5e-4, rel=0.01)  # warmup (times the cosine)
-    assert _learning_rate(config, 50) == pytest.approx(5.5e-4)  # half way down the cosine
-    assert _learning_rate(config, 20, spent=0.5) == pytest.approx(5.5e-4)  # half the time is as far
-    assert _learning_rate(config, 20, spent=2.0) == pytest.approx(1e-4)  # out of time: the floor
+    assert scheduled_learning_rate(config, 4) == pytest.approx(5e-4)  # warmup
+    assert scheduled_learning_rate(config, 55) == pytest.approx(5.5e-4)  # half way down the cosine
+    assert scheduled_learning_rate(config, 20, spent=0.5) == pytest.approx(5.5e-4)  # half the time is as far
+    assert scheduled_learning_rate(config, 20, spent=2.0) == pytest.approx(1e-4)  # out of time: the floor
     assert SpeechTrainConfig.preset("tiny").max_minutes == 7.5  # the tiny run's limit (issue: 8 minutes)
     assert SpeechTrainConfig.preset("test").max_minutes is None
 
