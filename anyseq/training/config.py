@@ -196,14 +196,17 @@ def _tuples(lora: dict[str, Any]) -> dict[str, Any]:
 
 
 PRESETS: dict[str, dict[Stage, TrainConfig]] = {
-    # The 8M `tiny` backbone from scratch on AnyWorld tiny, both stages in about 13 minutes on
-    # 2 idle CPU cores (about 2,900 tokens/s in stage 1): 1.0M tokens of pairs, then 0.57M of
-    # dialogues and rehearsed pairs (measured: 431 s + 330 s with tokenizing).
+    # The 8M `tiny` backbone from scratch on AnyWorld tiny, both stages in about 19 minutes on
+    # 2 idle CPU cores (about 3,100 tokens/s in stage 1): 1.6M tokens of pairs, then 0.85M of
+    # dialogues and rehearsed pairs (measured 2026-12-02: 657 s + 484 s with tokenizing). Quality
+    # wins over the demo's 40 minutes up to 60: with 250 + 200 steps (767 s) the demo model's
+    # caption attributes were 0.10, text-to-image 0.13, music caption 0.12; with 400 + 300, 0.12,
+    # 0.17 and 0.20.
     "tiny": {
         "pretrain": TrainConfig(
             stage="pretrain",
             learning_rate=2e-3,
-            max_steps=250,
+            max_steps=400,
             batch_size=8,
             warmup_fraction=0.03,
             task_ratios=ANYGPT_PRETRAIN_RATIOS,
@@ -216,7 +219,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
         "sft": TrainConfig(
             stage="sft",
             learning_rate=1e-3,
-            max_steps=200,
+            max_steps=300,
             batch_size=8,
             # Music (4 s = 400 tokens) makes most tiny-world dialogues longer than 512 tokens.
             overlong="truncate",

@@ -99,7 +99,7 @@ def test_edge_weight_counts_errors_on_outlines_more():
 
 
 def test_a_time_limited_run_ends_its_cosine_on_time():
-    from anyseq.tokenizers.image_train import learning_rate
+    from anyseq.tokenizers.audio_train import scheduled_learning_rate as learning_rate
 
     config = ImageTrainConfig(steps=1000, warmup_steps=10, learning_rate=1e-3, min_lr_ratio=0.1)
     assert learning_rate(config, 5) == pytest.approx(6e-4)  # warmup counts steps only
