@@ -4,10 +4,10 @@
   it evokes."); attribute accuracy of instrument, tempo class, key and mode read back from
   the caption (`anyseq.judges.text`); ceiling: the same judge on the reference captions.
 - music_generation: the model plays each caption; the clip is judged by signal measures
-  that never see a codec (`anyseq.judges.music`): tempo from the onset envelope (`estimate_tempo`, within
-  4 %, octave errors folded), key and mode by chroma anchored on the first note (`estimate_key`),
-  and the instrument by a classifier trained only on fresh FluidSynth renders
-  (`anyseq.judges.instrument`). Ceilings: the judges on the original clips;
+  that never see a codec (`anyseq.judges.music`): tempo from the onset envelope
+  (`estimate_tempo`, within 4 %, octave errors folded), key and mode by chroma anchored on
+  the first note (`estimate_key`), and the instrument by a classifier trained only on fresh
+  FluidSynth renders (`anyseq.judges.instrument`). Ceilings: the judges on the original clips;
   `roundtrip_*`: on the clips through the music tokenizer and back.
 """
 

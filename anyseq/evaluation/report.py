@@ -61,7 +61,8 @@ NOTES = (
     "Every score comes from a judge that shares nothing with the model: pycocoevalcap, the world's "
     "caption grammar, a pixel-level scene judge, emoji retrieval, PocketSphinx with the world's grammar, "
     "a CTC recognizer, a speaker classifier and an instrument classifier trained only on real clips, "
-    "a tempo judge on librosa's onset envelope (harmonic-sum autocorrelation) and a key judge anchored on the first note (chroma, scale fit).",
+    "a tempo judge on librosa's onset envelope (harmonic-sum autocorrelation) and a key judge "
+    "anchored on the first note (chroma, scale fit).",
     "Ceiling: the same judge on the ground-truth media (the paper's 'ground truth' rows); a model "
     "cannot be expected to score better than its judge does on real data.",
     "SPICE is not reported: it downloads Stanford CoreNLP models on first use, and AnySeq runs offline.",

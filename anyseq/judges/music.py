@@ -89,13 +89,12 @@ def estimate_tempo(samples: np.ndarray, sample_rate: int, hop: int = 128) -> flo
     envelope = librosa.onset.onset_strength(y=samples, sr=sample_rate, hop_length=hop)
     envelope = envelope - envelope.mean()
     n = len(envelope)
-    if n < 4 or not np.any(envelope):
-        return 0.0
-    autocorrelation = np.correlate(envelope, envelope, "full")[n - 1 :] / (n - np.arange(n))
-    frames_per_second = sample_rate / hop
     bpm = np.geomspace(*TEMPO_RANGE, 1000)
-    lags = (60.0 * frames_per_second / bpm)[:, None] * np.arange(1, TEMPO_HARMONICS + 1)  # (C, K)
+    lags = (60.0 * sample_rate / hop / bpm)[:, None] * np.arange(1, TEMPO_HARMONICS + 1)  # (C, K) frames
     usable = lags < 0.75 * n
+    if not usable[:, 0].any() or not np.any(envelope):  # too short for any beat, or no onsets
+        return 0.0
+    autocorrelation = librosa.autocorrelate(envelope) / (n - np.arange(n))  # unbiased
     values = np.interp(lags, np.arange(n), autocorrelation)
     count = usable.sum(axis=1)
     score = np.where(count > 0, (values * usable).sum(axis=1) / np.maximum(count, 1), -np.inf)

@@ -55,6 +55,12 @@ def test_tempo_of_silence_is_zero_and_matches_nothing():
     assert not judge.compare_tempo(100.0, estimate).folded
 
 
+def test_tempo_of_a_clip_too_short_for_any_beat_is_zero():
+    # the judge looks at lags within 3/4 of the clip; the fastest beat it knows (240 bpm) is 0.25 s
+    assert judge.estimate_tempo(clicks(120, seconds=0.3), RATE) == 0.0
+    assert judge.compare_tempo(120, judge.estimate_tempo(clicks(120, seconds=2.0), RATE)).exact
+
+
 def test_compare_tempo_folds_octave_errors_and_reports_them():
     plain = judge.compare_tempo(100.0, 103.0)
     assert plain.exact and plain.folded and not plain.octave_error
