@@ -69,8 +69,10 @@ def test_bad_settings_are_named():
         TrainConfig.from_name("tiny", "pretrain", save_every=15)
     with pytest.raises(ValueError, match="learning_rate must be positive"):
         TrainConfig.from_name("tiny", "pretrain", learning_rate=0.0)
-    with pytest.raises(ValueError, match="task_ratios must be positive"):
+    with pytest.raises(ValueError, match="task_ratios must be numbers >= 0, at least one positive"):
         TrainConfig.from_name("tiny", "pretrain", task_ratios={"asr": 0.0})
+    with pytest.raises(ValueError, match="task_ratios must be numbers >= 0"):
+        TrainConfig.from_name("tiny", "pretrain", task_ratios={"asr": 1.0, "tts": -0.5})
     with pytest.raises(ValueError, match="stage must be one of"):
         TrainConfig(stage="finetune", learning_rate=1.0, max_steps=1)
     with pytest.raises(ValueError, match=r"replay must lie in \[0, 1\) and is for stage sft only, got 0.2"):

@@ -94,6 +94,14 @@ def test_sampler_follows_ratios_and_covers_each_epoch():
     assert sorted(first_epoch_a) == list(range(5))
 
 
+def test_a_zero_ratio_leaves_its_task_out():
+    split = TokenizedSplit("s", {"asr": _examples([3] * 4), "tts": _examples([3] * 4)})
+    ratios = resolve_ratios(split, {"asr": 1.0, "tts": 0.0})
+    assert ratios == {"asr": 1.0, "tts": 0.0}
+    sampler = TaskSampler({"asr": 4, "tts": 4}, ratios, seed=0)
+    assert {sampler.next()[0] for _ in range(200)} == {"asr"}
+
+
 def test_replayed_pairs_take_their_share_of_the_draws():
     dialogues = TokenizedSplit("d", {"text->image": _examples([5] * 6), "image->text": _examples([4] * 2)})
     pairs = TokenizedSplit("p", {"asr": _examples([3] * 30), "tts": _examples([3] * 10)})
