@@ -206,8 +206,9 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
     # wins over the demo's 40 minutes up to 60: with 250 + 200 steps (767 s) the demo model's
     # caption attributes were 0.10, text-to-image 0.13, music caption 0.12; with 400 + 300, 0.12,
     # 0.17 and 0.20. The targets need about ten times this: captioning alone (README, "how many
-    # examples a task needs") stays on a plateau, picture ignored, until about 10,000 caption
-    # examples and reaches attribute accuracy 0.52 after 26,000; this stage gives it about 1,800.
+    # examples a task needs") stays on a plateau, picture ignored, past 8,600 caption examples
+    # (colour 0.43 after 17,000) and reaches attribute accuracy 0.52 after 26,000; this stage
+    # gives it about 1,800.
     "tiny": {
         "pretrain": TrainConfig(
             stage="pretrain",
