@@ -10,7 +10,8 @@ section 9):
 - `speaker`: the MFCC speaker classifier, trained on fresh espeak-ng clips of every voice
   of the world (seen and held-out), so it can name the voice of any split;
 - `instrument`: the instrument classifier, trained on fresh FluidSynth renders;
-- `emoji`: the gallery of the data's emoji renders, for nearest-neighbour retrieval.
+- `emoji`: the gallery of every emoji the data shows, in the renderings that span the world's
+  variation (`EMOJI_GALLERY_VARIATIONS`), for nearest-neighbour retrieval.
 
 Trained judges are saved (safetensors + JSON) under `cache_dir/<judge>-<key>`, the key
 hashing the judge's settings and the data's manifest, so a second evaluation of the same
@@ -44,6 +45,7 @@ from anyseq.media import load_image
 from anyseq.world import speech
 from anyseq.world.config import SpeechConfig
 from anyseq.world.dataset import iter_items, read_manifest
+from anyseq.world.images import EMOJI_GALLERY_VARIATIONS, render_emoji
 from anyseq.world.store import read_shard, shard_paths
 
 Judge = TypeVar("Judge")
@@ -172,12 +174,21 @@ class JudgePanel:
     @cached_property
     def emoji(self) -> EmojiGallery:
         def build() -> EmojiGallery:
-            pictures: dict[str, Any] = {}
+            chars: dict[str, str] = {}  # name -> character, of every emoji the data shows
+            size = None
             for shard in sorted((self.data_dir / "items" / "image").glob("*/emoji-*.parquet")):
                 for row in read_shard(shard, ["labels", "media"]):
-                    pictures.setdefault(json.loads(row["labels"])["name"], load_image(row["media"]))
-            if not pictures:
+                    labels = json.loads(row["labels"])
+                    chars.setdefault(labels["name"], labels["char"])
+                    size = size or load_image(row["media"]).width
+            if not chars:
                 raise JudgeUnavailable(f"{self.data_dir}: no emoji items to build the retrieval gallery from")
-            return EmojiGallery.build(list(pictures.values()), list(pictures))
+            pictures, names = [], []
+            for name, char in chars.items():
+                for variation in EMOJI_GALLERY_VARIATIONS:
+                    pictures.append(render_emoji(char, size, variation["scale"], variation["shift"]))
+                    names.append(name)
+            return EmojiGallery.build(pictures, names)
 
-        return self._cached("emoji", {"data": self.fingerprint}, build, EmojiGallery.load)
+        settings = {"data": self.fingerprint, "renderings": EMOJI_GALLERY_VARIATIONS}
+        return self._cached("emoji", settings, build, EmojiGallery.load)

@@ -3,9 +3,10 @@
 AnyGPT scores text-to-image with CLIPscore (COCO, 0.65), a model we cannot download.
 AnyWorld's emoji are an open vocabulary of Noto Color Emoji renders, so a generated
 emoji is judged by retrieval instead: the picture is compared with every rendered emoji
-of the world (its gallery), and it counts as right when its nearest neighbour is the
-emoji the prompt named. The features are the picture itself, box-filtered to 16 x 16
-RGB, so the judge shares nothing with any image tokenizer.
+of the world (its gallery, a few renderings of each, since the world draws every emoji at
+its own scale and place), and it counts as right when its nearest neighbour is the emoji
+the prompt named. The features are the picture itself, box-filtered to 16 x 16 RGB, so the
+judge shares nothing with any image tokenizer.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def emoji_features(image: Any) -> np.ndarray:
 
 @dataclass
 class EmojiGallery:
-    """Every rendered emoji of a world: `names[i]` has features `features[i]` (N, D)."""
+    """Renderings of every emoji of a world: `names[i]` has features `features[i]` (N, D); a name
+    may have several pictures."""
 
     names: list[str]
     features: np.ndarray  # (N, D)
@@ -43,8 +45,6 @@ class EmojiGallery:
     def build(cls, images: Sequence[Any], names: Sequence[str]) -> EmojiGallery:
         if len(images) != len(names) or not names:
             raise ValueError(f"need one name per emoji picture (>0), got {len(names)} and {len(images)}")
-        if len(set(names)) != len(names):
-            raise ValueError("an emoji gallery needs distinct names; one picture per emoji")
         return cls(list(names), np.stack([emoji_features(image) for image in images]))
 
     def nearest(self, images: Sequence[Any]) -> list[str]:
@@ -65,7 +65,7 @@ class EmojiGallery:
             raise ValueError(f"need one name per picture (>0), got {len(names)} and {len(images)}")
         unknown = sorted(set(names) - set(self.names))
         if unknown:
-            raise ValueError(f"emoji {unknown[:5]} are not in the gallery of {len(self.names)}")
+            raise ValueError(f"emoji {unknown[:5]} are not in the gallery of {len(set(self.names))}")
         found = self.nearest(images)
         return sum(f == n for f, n in zip(found, names, strict=True)) / len(names)
 

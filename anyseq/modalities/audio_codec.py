@@ -7,17 +7,18 @@ Both are residual-VQ codecs trained for days on GPUs; AnySeq trains its own in m
 Griffin-Lim. Measured on AnyWorld melodies: Griffin-Lim from the true magnitudes keeps
 pitch on 98.5% of voiced frames, so the networks only have to learn magnitudes, which a
 small conv codec does within the budget (a waveform codec must also learn phase, which
-EnCodec does with adversarial training far beyond it).
+EnCodec does with adversarial training far beyond it). Music codes every STFT bin; speech
+codes log mel bands (`CodecConfig.mels`), which its pseudo-inverse maps back to bins.
 
 Data flow, one latent frame per `sample_rate / frame_rate` samples:
 
     audio (B, N)
-      -> log |STFT| (B, F, T*S)          F = n_fft/2 + 1 bins, S = STFT frames per latent frame
+      -> log |STFT| (B, F, T*S)          F = n_fft/2 + 1 bins (or `mels` bands), S = STFT frames per latent frame
       -> standardised per bin            statistics fitted on training audio
       -> encoder (B, T, D)               S stacked STFT frames -> residual conv blocks -> D
       -> ResidualVQ (vector-quantize-pytorch): codes (B, K, T), level vectors (K, B, T, D)
       -> decoder (B, F, T*S)             predicted log |STFT|
-      -> Griffin-Lim (B, T * samples_per_frame)
+      -> |STFT| (mel bands: their pseudo-inverse) -> Griffin-Lim (B, T * samples_per_frame)
 
 Stable API (music.py and the speech tokenizer build on it):
 - `CodecConfig`: every dimension; presets live with the modality that uses them.
@@ -42,6 +43,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import librosa
 import torch
 from einops import rearrange
 from torch import Tensor, nn
@@ -73,6 +75,9 @@ class CodecConfig:
     reconstruction: Literal["mse", "l1"] = "mse"
     convergence_weight: float = 1.0  # spectral convergence on linear magnitudes, 0 to leave it out
     griffin_lim_iters: int = 32  # music's tiny preset uses 8 (see griffin_lim)
+    # 0: code log |STFT| bins (music: pitch needs every bin). > 0: code the log magnitudes of this many
+    # mel bands, mapped back to bins by the bands' pseudo-inverse before Griffin-Lim (speech: see SpeechConfig)
+    mels: int = 0
 
     def __post_init__(self) -> None:
         if self.sample_rate % self.frame_rate:
@@ -87,6 +92,8 @@ class CodecConfig:
             raise ValueError(f"n_fft {self.n_fft} must be at least stft_hop {self.stft_hop}")
         if self.num_codebooks < 1 or self.codebook_size < 2:
             raise ValueError(f"need num_codebooks >= 1 and codebook_size >= 2, got {self}")
+        if not 0 <= self.mels < self.bins:
+            raise ValueError(f"mels {self.mels}: 0 (STFT bins) or fewer than the {self.bins} bins")
 
     @property
     def samples_per_frame(self) -> int:
@@ -99,8 +106,13 @@ class CodecConfig:
 
     @property
     def bins(self) -> int:
-        """F: STFT frequency bins."""
+        """STFT frequency bins."""
         return self.n_fft // 2 + 1
+
+    @property
+    def features(self) -> int:
+        """F: what the codec codes per STFT frame, mel bands or STFT bins."""
+        return self.mels or self.bins
 
 
 @dataclass
@@ -125,7 +137,7 @@ def reconstruction_losses(
 ) -> dict[str, Tensor]:
     """Log-magnitude error (MSE or L1) and spectral convergence, over frames inside the input.
 
-    prediction, target: log |STFT| (B, F, T*S); frame_mask: (B, T) latent frames.
+    prediction, target: log magnitudes (B, F, T*S); frame_mask: (B, T) latent frames.
     """
     weight = frame_mask.repeat_interleave(config.stft_per_frame, dim=1)[:, None, :].float()  # (B, 1, T*S)
     error = prediction - target
@@ -204,10 +216,14 @@ class AudioCodec(nn.Module):
         super().__init__()
         c = self.config = config
         self.register_buffer("window", torch.hann_window(c.n_fft), persistent=False)
-        # per-bin statistics of log |STFT|, set from data by `fit_feature_statistics`
-        self.register_buffer("feature_mean", torch.full((c.bins,), math.log(LOG_FLOOR) / 2))
-        self.register_buffer("feature_std", torch.full((c.bins,), 2.5))
-        frame_features = c.bins * c.stft_per_frame
+        if c.mels:
+            banks = librosa.filters.mel(sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.mels, norm=None)
+            self.register_buffer("mel_banks", torch.from_numpy(banks), persistent=False)  # (M, bins)
+            self.register_buffer("mel_inverse", torch.linalg.pinv(self.mel_banks), persistent=False)
+        # per-feature statistics of the log magnitudes, set from data by `fit_feature_statistics`
+        self.register_buffer("feature_mean", torch.full((c.features,), math.log(LOG_FLOOR) / 2))
+        self.register_buffer("feature_std", torch.full((c.features,), 2.5))
+        frame_features = c.features * c.stft_per_frame
         self.encoder = _stack(frame_features, c.hidden, c.latent_dim, c.blocks, c.kernel_size)
         self.quantizer = ResidualVQ(
             dim=c.latent_dim,
@@ -230,7 +246,7 @@ class AudioCodec(nn.Module):
         return max(1, math.ceil(num_samples / self.config.samples_per_frame))
 
     def log_magnitude(self, audio: Tensor) -> Tensor:
-        """audio (B, N) -> log |STFT| (B, F, T*S), zero-padded to whole latent frames."""
+        """audio (B, N) -> log |STFT| or log mel magnitudes (B, F, T*S), zero-padded to whole latent frames."""
         c = self.config
         frames = self.frames_for(audio.shape[-1])
         audio = F.pad(audio, (0, frames * c.samples_per_frame - audio.shape[-1]))
@@ -238,7 +254,16 @@ class AudioCodec(nn.Module):
             audio, c.n_fft, c.stft_hop, window=self.window, center=True, return_complex=True
         )
         magnitude = spectrum[..., : frames * c.stft_per_frame].abs() / self.window.sum()
+        if c.mels:
+            magnitude = self.mel_banks @ magnitude
         return magnitude.clamp_min(LOG_FLOOR).log()
+
+    def to_magnitude(self, log_features: Tensor) -> Tensor:
+        """Predicted log features (B, F, T*S) -> |STFT| (B, bins, T*S), linear scale."""
+        magnitude = log_features.exp()
+        if self.config.mels:
+            magnitude = (self.mel_inverse @ magnitude).clamp_min(0.0)
+        return magnitude
 
     def _frame_mask(self, lengths: Tensor | None, batch: int, frames: int, device: torch.device) -> Tensor:
         if lengths is None:
@@ -300,13 +325,13 @@ class AudioCodec(nn.Module):
 
     @torch.inference_mode()
     def decode_magnitude(self, codes: Tensor) -> Tensor:
-        """codes (B, K, T) -> predicted magnitude (B, F, T*S), linear scale."""
+        """codes (B, K, T) -> predicted |STFT| (B, bins, T*S), linear scale."""
         quantized = self.quantizer.get_output_from_indices(rearrange(codes, "b k t -> b t k"))
-        return self._decode_latents(quantized).exp()
+        return self.to_magnitude(self._decode_latents(quantized))
 
     @torch.inference_mode()
     def vocode(self, magnitude: Tensor) -> Tensor:
-        """magnitude (B, F, T*S) -> audio (B, T * samples_per_frame) by Griffin-Lim."""
+        """|STFT| (B, bins, T*S) -> audio (B, T * samples_per_frame) by Griffin-Lim."""
         c = self.config
         length = magnitude.shape[-1] * c.stft_hop
         # a centred STFT of `length` samples has one frame more than the codec keeps: add it silent

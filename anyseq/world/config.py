@@ -13,7 +13,10 @@ Splits: "train", "validation", "test", and held-out sets that training never see
 named `heldout_<kind>`: colour_shape (scenes with a held-out colour-shape pair), emoji,
 voice (held-out speakers), melody (held-out instrument-mode pairs, held-out corpus
 pieces), attributes (dialogues built only from held-out attributes). A generator's
-`counts` give items per split, with the key "heldout" for its held-out split.
+`counts` give items per split, with the key "heldout" for its held-out split. The emoji
+catalogue has one picture per emoji, so its validation and test splits show training
+emoji rendered anew (each render has its own scale and place) and heldout_emoji shows
+unseen ones.
 """
 
 from __future__ import annotations

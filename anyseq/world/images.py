@@ -267,8 +267,37 @@ def _emoji_font() -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(emoji_font()), EMOJI_FONT_SIZE)
 
 
-def render_emoji(char: str, size: int = 64) -> Image.Image:
-    """An emoji centred on white, `size` x `size` px."""
+EMOJI_SCALES = (0.88, 1.0)  # an emoji fills this share of the picture's side, drawn anew for each render
+
+
+def emoji_variation(rng: random.Random) -> dict[str, Any]:
+    """A random rendering of an emoji: its scale, and where it sits in the margin that leaves
+    (shift -1..1 on each axis, 0 is centred). Each render of an emoji draws its own, so the
+    in-distribution test split can show training emoji in renderings training never saw."""
+    return {
+        "scale": round(rng.uniform(*EMOJI_SCALES), 3),
+        "shift": [round(rng.uniform(-1, 1), 3), round(rng.uniform(-1, 1), 3)],
+    }
+
+
+EMOJI_GALLERY_VARIATIONS = tuple(
+    {"scale": scale, "shift": list(shift)}
+    for scale, shift in (
+        (1.0, (0, 0)),
+        (EMOJI_SCALES[0], (0, 0)),
+        (sum(EMOJI_SCALES) / 2, (-1, -1)),
+        (sum(EMOJI_SCALES) / 2, (1, 1)),
+        (EMOJI_SCALES[0], (-1, 1)),
+        (EMOJI_SCALES[0], (1, -1)),
+    )
+)  # renderings spanning `emoji_variation`, for judges that compare pictures with every emoji
+
+
+def render_emoji(char: str, size: int = 64, scale: float = 1.0, shift: Any = (0.0, 0.0)) -> Image.Image:
+    """An emoji on white, `size` x `size` px, filling `scale` of the side, placed by `shift`
+    (-1..1 per axis across the margin; (0, 0) is centred)."""
+    if not 0 < scale <= 1:
+        raise ValueError(f"emoji scale {scale}: must be in (0, 1]")
     font = _emoji_font()
     left, top, right, bottom = font.getbbox(char)
     side = max(right - left, bottom - top)
@@ -280,7 +309,14 @@ def render_emoji(char: str, size: int = 64) -> Image.Image:
         font=font,
         embedded_color=True,
     )
-    return canvas.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+    inner = max(1, round(size * scale))
+    drawn = canvas.convert("RGB").resize((inner, inner), Image.Resampling.LANCZOS)
+    if inner == size:
+        return drawn
+    picture = Image.new("RGB", (size, size), (255, 255, 255))
+    margin = (size - inner) / 2
+    picture.paste(drawn, tuple(round(margin * (1 + max(-1.0, min(1.0, float(d))))) for d in shift))
+    return picture
 
 
 def emoji_caption(emoji: Emoji, rng: random.Random) -> str:

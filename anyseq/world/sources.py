@@ -111,6 +111,9 @@ class Catalogue:
     """A fixed collection split by `config.<name>` fractions."""
 
     heldout_kind: str | None = None
+    # splits drawn from the train entries instead of apart from them, each a new rendering: for a
+    # catalogue of one picture per entry (emoji), an in-distribution test can only show seen entries
+    resampled: tuple[str, ...] = ()
 
     def entries(self) -> int:
         """How many entries the collection has."""
@@ -128,7 +131,14 @@ class Catalogue:
             return {}
         size = self.entries() if catalogue.limit is None else min(catalogue.limit, self.entries())
         counts = {key: round(size * fraction) for key, fraction in catalogue.fractions.items()}
-        return split_catalogue(size, counts, config.seed, self.name, self.heldout_kind)
+        apart = {key: n for key, n in counts.items() if key not in self.resampled}
+        splits = split_catalogue(size, apart, config.seed, self.name, self.heldout_kind)
+        for key in self.resampled:
+            train = splits.get("train", [])
+            if counts.get(key) and train:
+                rng = shard_rng(config.seed, self.name, "resampled", key)
+                splits[key] = sorted(rng.sample(train, min(counts[key], len(train))))
+        return splits
 
     def sizes(self, config: WorldConfig) -> dict[str, int]:
         return {split: len(entries) for split, entries in self.assignment(config).items()}
@@ -145,7 +155,11 @@ class Catalogue:
 
 
 class Emoji(Catalogue):
+    """Noto Color Emoji, each render at a random scale and place (`images.emoji_variation`):
+    validation and test show training emoji rendered anew, heldout_emoji shows unseen ones."""
+
     name, modality, heldout_kind, cost = "emoji", "image", "emoji", 0.0025
+    resampled = ("validation", "test")
 
     def entries(self) -> int:
         return len(images.emoji_catalogue())
@@ -155,7 +169,13 @@ class Emoji(Catalogue):
     ) -> tuple[str, Image.Image, dict[str, Any]]:
         emoji = images.emoji_catalogue()[entry]
         labels = {"char": emoji.char, "name": emoji.name, "codepoint": emoji.codepoint}
-        return images.emoji_caption(emoji, rng), images.render_emoji(emoji.char, config.image_size), labels
+        labels |= images.emoji_variation(rng)
+        caption = images.emoji_caption(emoji, rng)
+        return (
+            caption,
+            images.render_emoji(emoji.char, config.image_size, labels["scale"], labels["shift"]),
+            labels,
+        )
 
     def names(self, config: WorldConfig, split: str) -> list[images.Emoji]:
         catalogue = images.emoji_catalogue()

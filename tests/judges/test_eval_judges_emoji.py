@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from anyseq.judges.emoji import EmojiGallery, emoji_features
-from anyseq.world.images import emoji_catalogue, render_emoji, render_shape_scene, scene_object
+from anyseq.world.images import (
+    EMOJI_GALLERY_VARIATIONS,
+    emoji_catalogue,
+    emoji_variation,
+    render_emoji,
+    render_shape_scene,
+    scene_object,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -56,7 +65,32 @@ def test_save_load_round_trip_and_errors(gallery, tmp_path):
     assert loaded.nearest(pictures[:3]) == names[:3]
     with pytest.raises(ValueError, match="not in the gallery"):
         judge.accuracy(pictures[:1], ["no such emoji"])
-    with pytest.raises(ValueError, match="distinct names"):
-        EmojiGallery.build(pictures[:2], ["same", "same"])
     with pytest.raises(ValueError, match="one name per emoji picture"):
         EmojiGallery.build(pictures[:2], names[:1])
+
+
+def test_new_renderings_retrieve_their_emoji_from_a_gallery_of_renderings():
+    """The world draws each emoji at its own scale and place: a gallery of the renderings that
+    span that variation names new ones, where one centred picture per emoji often does not."""
+    picked = emoji_catalogue()[::5][:240]
+    names = [e.name for e in picked]
+    rng = random.Random(0)
+    queries = [render_emoji(e.char, 64, **emoji_variation(rng)) for e in picked]
+    spanning = EmojiGallery.build(
+        [render_emoji(e.char, 64, v["scale"], v["shift"]) for e in picked for v in EMOJI_GALLERY_VARIATIONS],
+        [e.name for e in picked for _ in EMOJI_GALLERY_VARIATIONS],
+    )
+    centred = EmojiGallery.build([render_emoji(e.char, 64) for e in picked], names)
+    assert spanning.accuracy(queries, names) >= 0.97
+    assert centred.accuracy(queries, names) < spanning.accuracy(queries, names) - 0.05
+
+
+def test_a_render_keeps_its_scale_and_place():
+    char = emoji_catalogue()[100].char
+    assert np.array_equal(
+        np.asarray(render_emoji(char, 64, 1.0, (1, -1))), np.asarray(render_emoji(char, 64))
+    )
+    small = np.asarray(render_emoji(char, 64, 0.5, (1, 1)))  # bottom-right quarter
+    assert (small[:32] == 255).all() and (small[:, :32] == 255).all() and (small[32:, 32:] < 250).any()
+    with pytest.raises(ValueError, match="emoji scale 1.5"):
+        render_emoji(char, 64, 1.5)

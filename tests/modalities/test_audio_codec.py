@@ -98,6 +98,27 @@ def test_feature_statistics_standardise_bins_and_a_fresh_decoder_predicts_the_me
     torch.testing.assert_close(prediction, codec.feature_mean[None, :, None].expand_as(prediction))
 
 
+def test_a_mel_codec_codes_mel_bands_and_decodes_whole_stft_magnitudes():
+    config = CodecConfig(**{**TINY.__dict__, "mels": 24})
+    assert (config.features, config.bins) == (24, 129)
+    codec = AudioCodec(config).eval()
+    audio = torch.from_numpy(tone(69, 0.5))[None]  # 440 Hz: 13 frames
+    output = codec(audio)
+    assert output.target.shape == output.log_magnitude.shape == (1, 24, 52)
+    linear = AudioCodec(TINY).log_magnitude(audio).exp()  # (1, 129, 52)
+    expected = codec.mel_banks @ linear  # the floor of the clamped bins aside, what the codec codes
+    loud = expected > 1e-2
+    assert loud.any() and torch.allclose(output.target.exp()[loud], expected[loud], rtol=1e-3)
+    # the pseudo-inverse puts the tone's energy back around its STFT bin (440 Hz: bin 7)
+    rebuilt = codec.to_magnitude(output.target)
+    assert rebuilt.shape == (1, 129, 52) and (rebuilt >= 0).all()
+    assert int(linear[0, :, 20].argmax()) == 7
+    assert rebuilt[0, 5:10, 20].sum() > 0.9 * rebuilt[0, :, 20].sum()
+    assert codec.decode(codec.encode(audio)).shape == (1, 13 * 640)
+    with pytest.raises(ValueError, match="mels 129: 0 .STFT bins. or fewer than the 129 bins"):
+        CodecConfig(**{**TINY.__dict__, "mels": 129})
+
+
 def test_griffin_lim_recovers_the_frequency_of_a_tone():
     audio = torch.from_numpy(tone(69, 0.5))[None]  # 440 Hz
     window = torch.hann_window(512)

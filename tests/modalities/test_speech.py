@@ -200,6 +200,8 @@ def test_config_errors_name_the_setting():
         SpeechConfig(frame_rate=30)
     with pytest.raises(ValueError, match="non-empty unit inventory"):
         PhonemeCTC("", 8, 2)
+    with pytest.raises(ValueError, match="mels 80 must equal content_mels 64"):
+        SpeechConfig(mels=80)
 
 
 def test_presets_follow_speechtokenizer_numbers():
@@ -212,6 +214,16 @@ def test_presets_follow_speechtokenizer_numbers():
     )
     tiny = SpeechConfig.preset("tiny")
     assert (tiny.frame_rate, tiny.num_levels, tiny.codebook_size) == (25, 4, 512)
+    assert (tiny.mels, tiny.n_fft) == (64, 512)  # log-mel codec: see SpeechConfig.mels
+
+
+def test_a_mel_codec_feeds_its_own_bands_to_the_content_encoder(tokenizer, clip):
+    codec = tokenizer.codec
+    assert codec.core.config.mels == tokenizer.config.content_mels == 32 and not hasattr(codec, "mel_banks")
+    audio = torch.from_numpy(clip.samples)[None]
+    output = codec(audio)
+    assert output.target.shape[1] == 32  # the codec codes mel bands
+    assert codec.decode_magnitude(output.codes).shape[1] == 256 // 2 + 1  # and decodes STFT bins
 
 
 def test_level_dropout_decodes_some_examples_from_fewer_levels():

@@ -168,6 +168,24 @@ def test_no_heldout_combination_is_seen_in_training(micro_world):
     assert {i.labels["name"] for i in iter_items(micro_world, "image", "heldout_emoji")} == emoji
 
 
+def test_emoji_test_splits_show_training_emoji_anew_and_heldout_shows_unseen_ones(micro_world):
+    """One picture per emoji: the in-distribution splits hold training emoji in new renderings."""
+    by_split = {
+        split: {i.labels["name"]: i for i in iter_items(micro_world, "image", split) if i.source == "emoji"}
+        for split in ("train", "validation", "test", "heldout_emoji")
+    }
+    train = by_split["train"]
+    for split in ("validation", "test"):
+        assert by_split[split] and set(by_split[split]) <= set(train), split
+        for name, item in by_split[split].items():
+            assert (item.labels["scale"], item.labels["shift"]) != (
+                train[name].labels["scale"],
+                train[name].labels["shift"],
+            )
+            assert not np.array_equal(np.asarray(item.media), np.asarray(train[name].media)), (split, name)
+    assert by_split["heldout_emoji"] and not set(by_split["heldout_emoji"]) & set(train)
+
+
 def test_items_decode_to_media_that_match_their_labels(micro_world):
     manifest = read_manifest(micro_world)
     images = list(iter_items(micro_world, "image", "train", limit=5))
