@@ -2,9 +2,10 @@
 
 Presets (`WorldConfig.from_preset(name, **overrides)`):
 - "micro": tens of items per generator, for tests (a few seconds);
-- "tiny": the corpora the 2-core `tiny` model trains on: 6,170 images (3,000 shape
-  scenes, 1,354 emoji, 1,797 digits, 19 photos), 2,900 speech clips, about 1,000 music
-  clips, 4,000 stage-1 pairs and 1,050 dialogues (with about 3,800 clips of their own);
+- "tiny": the corpora the 2-core `tiny` model trains on: 6,306 images (3,000 shape
+  scenes, 1,490 emoji renders of 1,354 emoji, 1,797 digits, 19 photos), 2,900 speech clips,
+  about 1,000 music clips, 4,100 stage-1 pairs and 1,050 dialogues (with about 3,800 clips
+  of their own);
   about 75 CPU seconds, so under a minute with 2 workers on an idle 2-core machine;
 - "small": about four times tiny;
 - "user": nothing generated, only the user's JSONL files (`UserDataConfig`).
