@@ -530,6 +530,7 @@ class SpeechTokenizer:
         directory = Path(directory)
         config = json.loads((directory / "config.json").read_text())
         config.pop("kind", None)
+        config.setdefault("mels", 0)  # saved before the codec could code mel bands: STFT bins
         tokenizer = cls.from_config(config)
         weights = directory / "model.safetensors"
         if not weights.is_file():

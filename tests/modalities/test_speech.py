@@ -90,6 +90,17 @@ def test_save_load_round_trip(tokenizer, clip, tmp_path):
     assert np.array_equal(loaded.decode(codes).samples, tokenizer.decode(codes).samples)
 
 
+def test_a_tokenizer_saved_before_mel_codecs_loads_as_an_stft_bin_codec(tmp_path):
+    bins = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS, mels=0))
+    save_tokenizer(bins, tmp_path / "speech")
+    path = tmp_path / "speech" / "config.json"
+    config = json.loads(path.read_text())
+    del config["mels"]  # the config of a tokenizer saved before the setting existed
+    path.write_text(json.dumps(config))
+    loaded = load_tokenizer(tmp_path / "speech")
+    assert loaded.config.mels == 0 and loaded.codec.core.config.features == 256 // 2 + 1
+
+
 def test_phoneme_units_drop_stress_marks():
     assert phoneme_units("dr'O: a# r'Ed") == list("drO: a# rEd")
     assert phoneme_units("  D@2   bl,u: ") == list("D@2 blu:")
