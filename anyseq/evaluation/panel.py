@@ -41,7 +41,6 @@ from anyseq.judges.speech import (
     normalize_text,
     train_ctc_recognizer,
 )
-from anyseq.media import load_image
 from anyseq.world import speech
 from anyseq.world.config import SpeechConfig
 from anyseq.world.dataset import iter_items, read_manifest
@@ -175,19 +174,15 @@ class JudgePanel:
     def emoji(self) -> EmojiGallery:
         def build() -> EmojiGallery:
             chars: dict[str, str] = {}  # name -> character, of every emoji the data shows
-            size = None
             for shard in sorted((self.data_dir / "items" / "image").glob("*/emoji-*.parquet")):
-                for row in read_shard(shard, ["labels", "media"]):
+                for row in read_shard(shard, ["labels"]):
                     labels = json.loads(row["labels"])
                     chars.setdefault(labels["name"], labels["char"])
-                    size = size or load_image(row["media"]).width
             if not chars:
                 raise JudgeUnavailable(f"{self.data_dir}: no emoji items to build the retrieval gallery from")
-            pictures, names = [], []
-            for name, char in chars.items():
-                for variation in EMOJI_GALLERY_VARIATIONS:
-                    pictures.append(render_emoji(char, size, variation["scale"], variation["shift"]))
-                    names.append(name)
+            size = int(self.manifest["image_size"])
+            pictures = [render_emoji(c, size, **v) for c in chars.values() for v in EMOJI_GALLERY_VARIATIONS]
+            names = [name for name in chars for _ in EMOJI_GALLERY_VARIATIONS]
             return EmojiGallery.build(pictures, names)
 
         settings = {"data": self.fingerprint, "renderings": EMOJI_GALLERY_VARIATIONS}

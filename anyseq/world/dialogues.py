@@ -129,8 +129,7 @@ class _Writer:
         return MediaRequest("image", "shapes", labels, caption, f"a picture of {caption}")
 
     def emoji_image(self, emoji: images.Emoji) -> MediaRequest:
-        labels = {"char": emoji.char, "name": emoji.name, "codepoint": emoji.codepoint}
-        labels |= images.emoji_variation(self.rng)
+        labels = images.emoji_labels(emoji, self.rng)
         caption = f"{article(emoji.name)} {emoji.name} emoji"
         return MediaRequest("image", "emoji", labels, caption, f"a picture of {caption}")
 
@@ -573,13 +572,7 @@ def render_requests(
         elif request.kind == "shapes":
             out.append(RenderedMedia("image", images.render_shape_scene(labels, image_size), labels))
         elif request.kind == "emoji":
-            out.append(
-                RenderedMedia(
-                    "image",
-                    images.render_emoji(labels["char"], image_size, labels["scale"], labels["shift"]),
-                    labels,
-                )
-            )
+            out.append(RenderedMedia("image", images.render_emoji_labels(labels, image_size), labels))
         elif request.kind == "speech":
             clip = speech.synthesize(
                 labels["text"], labels["voice"], labels["rate"], labels["pitch"], sample_rate

@@ -280,6 +280,16 @@ def emoji_variation(rng: random.Random) -> dict[str, Any]:
     }
 
 
+def emoji_labels(emoji: Emoji, rng: random.Random) -> dict[str, Any]:
+    """The labels of one render of `emoji`: what it is, and its scale and place (`emoji_variation`)."""
+    return {"char": emoji.char, "name": emoji.name, "codepoint": emoji.codepoint, **emoji_variation(rng)}
+
+
+def render_emoji_labels(labels: dict[str, Any], size: int = 64) -> Image.Image:
+    """The render `emoji_labels` describe (as `render_shape_scene` draws a scene's labels)."""
+    return render_emoji(labels["char"], size, labels["scale"], labels["shift"])
+
+
 EMOJI_GALLERY_VARIATIONS = tuple(
     {"scale": scale, "shift": list(shift)}
     for scale, shift in (

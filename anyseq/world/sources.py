@@ -168,14 +168,9 @@ class Emoji(Catalogue):
         self, config: WorldConfig, entry: int, rng: random.Random
     ) -> tuple[str, Image.Image, dict[str, Any]]:
         emoji = images.emoji_catalogue()[entry]
-        labels = {"char": emoji.char, "name": emoji.name, "codepoint": emoji.codepoint}
-        labels |= images.emoji_variation(rng)
+        labels = images.emoji_labels(emoji, rng)
         caption = images.emoji_caption(emoji, rng)
-        return (
-            caption,
-            images.render_emoji(emoji.char, config.image_size, labels["scale"], labels["shift"]),
-            labels,
-        )
+        return caption, images.render_emoji_labels(labels, config.image_size), labels
 
     def names(self, config: WorldConfig, split: str) -> list[images.Emoji]:
         catalogue = images.emoji_catalogue()
