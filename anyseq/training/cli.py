@@ -86,7 +86,7 @@ def _run_stage(
     from anyseq.training.trainer import train
 
     config = TrainConfig.from_file(config_file) if config_file else TrainConfig.from_name(preset, stage)
-    config = config.with_overrides(**overrides)
+    config = config.with_overrides(**overrides, max_minutes=max_minutes)
     if config.stage != stage:
         raise typer.BadParameter(f"{config_file} is a {config.stage} configuration, not {stage}")
     if sum(x is not None for x in (init, backbone, from_hf)) > 1:
@@ -112,7 +112,7 @@ def _run_stage(
         init = resolve_init(init)
         if not is_view(data):
             tokenize_data(data, init)
-    summary = train(config, init, data, out, resume=resume, max_minutes=max_minutes)
+    summary = train(config, init, data, out, resume=resume)
     if state.is_main_process:
         for task, losses in summary.val_loss.items():
             typer.echo(f"{task}: validation loss {losses['start']:.3f} -> {losses['end']:.3f}")
@@ -145,7 +145,11 @@ def _stage_command(stage: Stage):
         from_hf: FromHfOption = None,
         tokenizer: TokenizerOption = None,
         max_minutes: Annotated[
-            float | None, typer.Option(help="stop (and save) after this much time")
+            float | None,
+            typer.Option(
+                help="budget of training-step time: the learning rate decays over it and the run "
+                "stops, saved, when it is spent (default: the preset's)"
+            ),
         ] = None,
         max_steps: Annotated[int | None, typer.Option(help="override the preset's optimizer steps")] = None,
         batch_size: Annotated[int | None, typer.Option(help="sequences per micro-batch and process")] = None,

@@ -62,6 +62,10 @@ class TrainConfig:
     stage: Stage
     learning_rate: float  # peak, reached after warmup
     max_steps: int  # optimizer steps
+    # A budget of training-step time (minutes, summed over resumes; validation and saving are not
+    # counted): the cosine decays over whichever of max_steps and the budget runs out first, and the
+    # run ends, saved, when the budget is spent. None: steps alone decide.
+    max_minutes: float | None = None
     batch_size: int = 8  # sequences per micro-batch and process
     grad_accum: int = 1  # micro-batches per optimizer step
     block_size: int | None = None  # tokens per sequence; None: the backbone's context length
@@ -100,6 +104,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be positive (or None), got {self.max_minutes}")
         if self.block_size is not None and self.block_size < 2:
             raise ValueError(f"block_size must be at least 2 tokens, got {self.block_size}")
         if not 0 <= self.warmup_fraction < 1 or not 0 <= self.min_lr_ratio <= 1:
@@ -134,16 +140,23 @@ class TrainConfig:
     def warmup_steps(self) -> int:
         return math.ceil(self.warmup_fraction * self.max_steps)
 
-    def learning_rate_at(self, step: int) -> float:
-        """Linear warmup to the peak, then cosine decay to `min_lr_ratio` x peak at `max_steps`.
+    def learning_rate_at(self, step: int, seconds: float = 0.0) -> float:
+        """Linear warmup to the peak, then cosine decay to `min_lr_ratio` x peak at `max_steps`,
+        or at the end of the `max_minutes` budget when that comes first.
 
-        `step` counts optimizer steps already taken (0 for the first update).
+        `step` counts optimizer steps already taken (0 for the first update); `seconds` is the
+        training-step time spent so far.
         """
         if step < self.warmup_steps:
             return self.learning_rate * (step + 1) / self.warmup_steps
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
+        progress = (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps)
+        progress = min(1.0, max(progress, self.budget_spent(seconds)))
         cosine = 0.5 * (1 + math.cos(math.pi * progress))
         return self.learning_rate * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
+
+    def budget_spent(self, seconds: float) -> float:
+        """The share of the `max_minutes` budget that `seconds` of training steps use (0 without one)."""
+        return 0.0 if self.max_minutes is None else seconds / (60 * self.max_minutes)
 
     @classmethod
     def from_name(cls, name: str, stage: Stage, **overrides: Any) -> TrainConfig:
@@ -208,12 +221,15 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
     # 0.17 and 0.20. The targets need about ten times this: captioning alone (README, "how many
     # examples a task needs") stays on a plateau, picture ignored, past 8,600 caption examples
     # (colour 0.43 after 17,000) and reaches attribute accuracy 0.52 after 26,000; this stage
-    # gives it about 1,800.
+    # gives it about 1,800. The time budgets keep `make demo` within its 60 minutes on a slow day
+    # (2026-12-03: 2,150 tokens/s, and the 400 + 300 steps took 930 s + 621 s); on an idle machine
+    # the steps end first.
     "tiny": {
         "pretrain": TrainConfig(
             stage="pretrain",
             learning_rate=2e-3,
             max_steps=400,
+            max_minutes=12.0,
             batch_size=8,
             warmup_fraction=0.03,
             task_ratios=ANYGPT_PRETRAIN_RATIOS,
@@ -227,6 +243,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             stage="sft",
             learning_rate=1e-3,
             max_steps=300,
+            max_minutes=8.0,
             batch_size=8,
             # Music (4 s = 400 tokens) makes most tiny-world dialogues longer than 512 tokens.
             overlong="truncate",

@@ -354,7 +354,7 @@ class Trainer:
             collate(mine[i : i + config.batch_size], self.layout.pad_id)
             for i in range(0, len(mine), config.batch_size)
         ]
-        learning_rate = config.learning_rate_at(self.state.step)
+        learning_rate = config.learning_rate_at(self.state.step, self._seconds())
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
         loss_sum = torch.zeros((), device=acc.device)
@@ -470,9 +470,17 @@ class Trainer:
         return path
 
     # ---- the run -------------------------------------------------------------------
-    def fit(self, max_minutes: float | None = None) -> TrainSummary:
-        """Train to `max_steps` (or until `max_minutes` have passed), validating, logging and
-        checkpointing on the way; writes the final model and `summary.json`."""
+    def _seconds(self) -> float:
+        """Training-step time spent so far, as the first process counts it (so that every process
+        follows the same schedule and stops at the same step)."""
+        if self.config.max_minutes is None:
+            return self.state.seconds
+        seconds = torch.tensor([self.state.seconds], dtype=torch.float64, device=self.accelerator.device)
+        return float(broadcast(seconds, from_process=0).item())
+
+    def fit(self) -> TrainSummary:
+        """Train to `max_steps` (or until the `max_minutes` budget is spent), validating, logging
+        and checkpointing on the way; writes the final model and `summary.json`."""
         acc, config = self.accelerator, self.config
         writer = None
         if acc.is_main_process:
@@ -483,13 +491,15 @@ class Trainer:
             self._trim_metrics(self.state.step if resumed else 0)
         if not self.state.val_loss:
             self._validate(writer)
-        deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
         progress = tqdm(
             total=config.max_steps, initial=self.state.step, unit="step", disable=not acc.is_main_process
         )
         interval = _Interval(self.num_tasks, acc.device)
         stopped_early = False
         while self.state.step < config.max_steps:
+            if config.budget_spent(self._seconds()) >= 1.0:  # spent before a resume, or by the last step
+                stopped_early = True
+                break
             started = time.perf_counter()
             result = self.step()
             seconds = time.perf_counter() - started
@@ -503,11 +513,6 @@ class Trainer:
                 interval = _Interval(self.num_tasks, acc.device)
             if config.eval_every and step % config.eval_every == 0:
                 self._validate(writer)
-            if deadline is not None:
-                late = torch.tensor([float(time.monotonic() > deadline)], device=acc.device)
-                stopped_early = bool(broadcast(late, from_process=0).item()) and step < config.max_steps
-            if stopped_early:
-                break
             if config.save_every and step % config.save_every == 0 and step < config.max_steps:
                 self.save()
         progress.close()
@@ -607,7 +612,6 @@ def train(
     data: str | Path,
     out: str | Path,
     resume: bool = False,
-    max_minutes: float | None = None,
 ) -> TrainSummary:
     """Run one stage from the model directory `init` on the tokenized `data` into `out`."""
-    return Trainer(config, init, data, out, resume=resume).fit(max_minutes=max_minutes)
+    return Trainer(config, init, data, out, resume=resume).fit()

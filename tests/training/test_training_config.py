@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -40,6 +41,31 @@ def test_learning_rate_warms_up_then_follows_a_cosine():
     assert config.learning_rate_at(100) == pytest.approx(0.1)
     rates = [config.learning_rate_at(s) for s in range(3, 101)]
     assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_a_time_budget_ends_the_cosine_when_it_runs_out_before_the_steps():
+    config = TrainConfig(
+        stage="pretrain",
+        learning_rate=1.0,
+        max_steps=100,
+        warmup_fraction=0.03,
+        min_lr_ratio=0.1,
+        max_minutes=2,
+    )
+    assert config.budget_spent(60) == pytest.approx(0.5)
+    # at step 10 the steps say 7/97 of the way, the budget says half: the budget wins
+    assert config.learning_rate_at(10, seconds=60) == pytest.approx(
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 2))
+    )
+    assert config.learning_rate_at(10, seconds=120) == pytest.approx(0.1)
+    assert config.learning_rate_at(90, seconds=1) == pytest.approx(  # the steps win
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 87 / 97))
+    )
+    assert config.learning_rate_at(1, seconds=500) == pytest.approx(2 / 3)  # warmup is by steps
+    plain = dataclasses.replace(config, max_minutes=None)
+    assert plain.max_minutes is None and plain.learning_rate_at(10, seconds=1e9) > 0.9
+    with pytest.raises(ValueError, match="max_minutes must be positive"):
+        config.with_overrides(max_minutes=0)
 
 
 def test_config_files_name_a_preset_and_override_it(tmp_path):

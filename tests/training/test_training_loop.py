@@ -67,6 +67,20 @@ def test_a_run_leaves_checkpoints_logs_and_a_loadable_model(two_stages):
     assert plain.config.vocab_size >= checkpoint.layout.vocab_size
 
 
+def test_a_spent_time_budget_ends_the_run_saved_and_a_resume_takes_no_more_steps(tiny_world, tmp_path):
+    # 6 ms of training steps: the first step spends it
+    config = TrainConfig.from_name("test", "pretrain", max_steps=20, max_minutes=1e-4)
+    run = tmp_path / "run"
+    summary = train(config, tiny_world.model, tiny_world.data, run)
+    assert summary.stopped_early and summary.steps == 1 and summary.train_seconds >= 6e-3
+    assert [p.name for p in complete_checkpoints(run / "checkpoints")] == ["step-000001"]
+    assert load_checkpoint(run / "model").metadata["training"]["pretrain"]["steps"] == 1
+    again = train(config, tiny_world.model, tiny_world.data, run, resume=True)
+    assert again.stopped_early and again.steps == 1
+    with pytest.raises(ValueError, match=r"other settings \(max_minutes\)"):
+        Trainer(config.with_overrides(max_minutes=5), tiny_world.model, tiny_world.data, run, resume=True)
+
+
 def _params(model):
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
