@@ -109,11 +109,11 @@ def scheduled_learning_rate(config: Any, step: int, spent: float = 0.0) -> float
 
     `config` has `learning_rate`, `warmup_steps`, `steps` and `min_lr_ratio` (the trainers of the
     audio codecs, the acoustic model and the image tokenizer share this schedule)."""
-    if step < config.warmup_steps:
-        return config.learning_rate * (step + 1) / config.warmup_steps
-    progress = max(spent, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
-    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return config.learning_rate * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+    from anyseq.training.config import warmup_cosine
+
+    return warmup_cosine(
+        config.learning_rate, step, config.warmup_steps, config.steps, config.min_lr_ratio, spent
+    )
 
 
 def _total_loss(batch: CodecBatch, output: CodecOutput, auxiliary: nn.Module | None) -> dict[str, Tensor]:

@@ -57,6 +57,21 @@ class LoraSettings:
             raise ValueError(f"invalid LoRA settings: {self}")
 
 
+def warmup_cosine(
+    peak: float, step: int, warmup_steps: int, steps: int, min_ratio: float, spent: float = 0.0
+) -> float:
+    """Linear warmup to `peak`, then cosine decay to `min_ratio` x peak over the steps, or over a
+    time budget (`spent`, the share used) when that runs out first, so a run cut short by its
+    limit still ends at the low rate. `step` counts the updates already made.
+
+    The schedule of both language-model stages and of every tokenizer trainer."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = max(spent, (step - warmup_steps) / max(1, steps - warmup_steps))
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return peak * (min_ratio + (1 - min_ratio) * cosine)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     stage: Stage
@@ -147,12 +162,14 @@ class TrainConfig:
         `step` counts optimizer steps already taken (0 for the first update); `seconds` is the
         training-step time spent so far.
         """
-        if step < self.warmup_steps:
-            return self.learning_rate * (step + 1) / self.warmup_steps
-        progress = (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps)
-        progress = min(1.0, max(progress, self.budget_spent(seconds)))
-        cosine = 0.5 * (1 + math.cos(math.pi * progress))
-        return self.learning_rate * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
+        return warmup_cosine(
+            self.learning_rate,
+            step,
+            self.warmup_steps,
+            self.max_steps,
+            self.min_lr_ratio,
+            self.budget_spent(seconds),
+        )
 
     def budget_spent(self, seconds: float) -> float:
         """The share of the `max_minutes` budget that `seconds` of training steps use (0 without one)."""

@@ -343,8 +343,9 @@ class Trainer:
         task_targets = torch.bincount(tasks[trained], minlength=num_tasks)
         return losses.sum(), task_loss, task_targets
 
-    def step(self) -> StepResult:
-        """One optimizer step over `batch_size x grad_accum x processes` sequences."""
+    def step(self, seconds: float | None = None) -> StepResult:
+        """One optimizer step over `batch_size x grad_accum x processes` sequences; `seconds`, the
+        training-step time the learning-rate schedule counts (default: this process's)."""
         acc, config = self.accelerator, self.config
         world, rank = acc.num_processes, acc.process_index
         sequences = [self.stream.next() for _ in range(config.batch_size * config.grad_accum * world)]
@@ -354,7 +355,9 @@ class Trainer:
             collate(mine[i : i + config.batch_size], self.layout.pad_id)
             for i in range(0, len(mine), config.batch_size)
         ]
-        learning_rate = config.learning_rate_at(self.state.step, self._seconds())
+        learning_rate = config.learning_rate_at(
+            self.state.step, self.state.seconds if seconds is None else seconds
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
         loss_sum = torch.zeros((), device=acc.device)
@@ -497,11 +500,12 @@ class Trainer:
         interval = _Interval(self.num_tasks, acc.device)
         stopped_early = False
         while self.state.step < config.max_steps:
-            if config.budget_spent(self._seconds()) >= 1.0:  # spent before a resume, or by the last step
+            spent = self._seconds()  # one clock for the budget check and the step's schedule
+            if config.budget_spent(spent) >= 1.0:  # spent before a resume, or by the last step
                 stopped_early = True
                 break
             started = time.perf_counter()
-            result = self.step()
+            result = self.step(spent)
             seconds = time.perf_counter() - started
             self.state.seconds += seconds
             interval.add(result, seconds)
