@@ -57,6 +57,14 @@ class LoraSettings:
             raise ValueError(f"invalid LoRA settings: {self}")
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX, as oneDNN reports), so that
+    bf16 autocast pays; emulated bf16 is slower than fp32."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def warmup_cosine(
     peak: float, step: int, warmup_steps: int, steps: int, min_ratio: float, spent: float = 0.0
 ) -> float:

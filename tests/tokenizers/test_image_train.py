@@ -22,6 +22,7 @@ from anyseq.tokenizers.image_eval import (
 from anyseq.tokenizers.image_train import (
     ImageTrainConfig,
     edge_map,
+    has_fine_detail,
     native_bf16,
     reconstruction_loss,
     sampling_probabilities,
@@ -129,6 +130,32 @@ def test_source_weights_set_sampling_probabilities():
         sampling_probabilities(sources, {"emoji": -1.0})
 
 
+def test_a_weight_multiplies_the_marked_images_weight():
+    sources, marked = ["shapes", "shapes", "emoji", "digits"], [True, False, False, False]
+    assert sampling_probabilities(sources, {}, marked) == pytest.approx([0.25] * 4)  # factor 1: no change
+    weighted = sampling_probabilities(sources, {"shapes": 2.0}, marked, marked_weight=3.0)
+    assert weighted == pytest.approx([6 / 10, 2 / 10, 1 / 10, 1 / 10])
+    with pytest.raises(ValueError, match="the weight of marked images must be > 0, got 0"):
+        sampling_probabilities(sources, {}, marked, marked_weight=0.0)
+
+
+def test_fine_detail_is_a_small_object_or_two_objects_close_together():
+    def obj(size, center, radius=0.21):
+        return {"size": size, "center": center, "radius": radius}
+
+    assert has_fine_detail({"objects": [obj("small", [0.5, 0.5], 0.14)]}, near_gap=0.05)
+    assert not has_fine_detail({"objects": [obj("large", [0.5, 0.5], 0.30)]}, near_gap=0.05)
+    apart = [obj("medium", [0.25, 0.5]), obj("medium", [0.75, 0.5])]  # outer circles 0.08 apart
+    assert not has_fine_detail({"objects": apart}, near_gap=0.05)
+    assert has_fine_detail({"objects": apart}, near_gap=0.1)
+    assert not has_fine_detail({}, near_gap=0.05)
+    rng = random.Random(0)
+    scenes = [sample_scene(rng, frozenset(), heldout=False) for _ in range(60)]
+    marks = [has_fine_detail(scene, near_gap=0.05) for scene in scenes]
+    assert any(marks) and not all(marks)
+    assert all(marks[i] for i, s in enumerate(scenes) if any(o["size"] == "small" for o in s["objects"]))
+
+
 def test_attribute_survival_counts_only_what_the_judge_reads_on_the_original():
     pixels, labels = scene_tensor(6, seed=2)
     originals = [Image.fromarray(p.permute(1, 2, 0).numpy()) for p in pixels]
@@ -225,6 +252,8 @@ def test_bad_training_images_are_refused(scenes, tmp_path):
         train_vq_image(tokenizer, train, validation[:0], tmp_path, micro_config())
     with pytest.raises(ValueError, match="3 sources for 48 training images"):
         train_vq_image(tokenizer, train, validation, tmp_path, micro_config(), sources=["shapes"] * 3)
+    with pytest.raises(ValueError, match="2 fine-detail marks for 48 training images"):
+        train_vq_image(tokenizer, train, validation, tmp_path, micro_config(), fine_detail=[True] * 2)
     with pytest.raises(ValueError, match="unknown image tokenizer preset 'huge'"):
         ImageTrainConfig.from_preset("huge")
 
