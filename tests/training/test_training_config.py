@@ -105,3 +105,13 @@ def test_bad_settings_are_named():
         TrainConfig.from_name("tiny", "pretrain", replay=0.2)
     with pytest.raises(ValueError, match="replay must lie in"):
         TrainConfig.from_name("tiny", "sft", replay=1.0)
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "no")])
+def test_auto_precision_on_cpu_is_bf16_only_where_the_cpu_computes_it(monkeypatch, native, expected):
+    import anyseq.training.trainer as trainer
+
+    monkeypatch.setattr(trainer.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(trainer, "native_bf16", lambda: native)
+    assert trainer.resolve_precision("auto") == expected
+    assert trainer.resolve_precision("no") == "no" and trainer.resolve_precision("bf16") == "bf16"
