@@ -148,7 +148,14 @@ class ImageSet:
 
     images: Tensor  # uint8 (N, 3, S, S)
     sources: list[str]  # each image's source ("shapes", "emoji", ...)
-    fine_detail: list[bool]  # whether the image is a shape scene with fine detail (`has_fine_detail`)
+    labels: list[dict[str, Any]]  # each image's generator labels (a shape scene's objects, ...)
+
+    def fine_detail(self, near_gap: float) -> list[bool]:
+        """Per image, whether it is a shape scene with fine detail (`has_fine_detail`)."""
+        return [
+            source == "shapes" and has_fine_detail(labels, near_gap)
+            for source, labels in zip(self.sources, self.labels, strict=True)
+        ]
 
 
 def has_fine_detail(labels: dict[str, Any], near_gap: float) -> bool:
@@ -167,20 +174,18 @@ def has_fine_detail(labels: dict[str, Any], near_gap: float) -> bool:
     )
 
 
-def load_images(
-    data_dir: str | Path, split: str, tokenizer: VQImageTokenizer, near_gap: float = 0.05
-) -> ImageSet:
-    """An AnyWorld split's images, made square at the tokenizer's size; `near_gap` as in `has_fine_detail`."""
+def load_images(data_dir: str | Path, split: str, tokenizer: VQImageTokenizer) -> ImageSet:
+    """An AnyWorld split's images, made square at the tokenizer's size."""
     from anyseq.world.dataset import iter_items
 
-    images, sources, detail = [], [], []
+    images, sources, labels = [], [], []
     for item in tqdm(iter_items(data_dir, "image", split), desc=f"load {split}", unit="image", leave=False):
         images.append(np.asarray(tokenizer.prepare(item.media), dtype=np.uint8))
         sources.append(item.source)
-        detail.append(item.source == "shapes" and has_fine_detail(item.labels or {}, near_gap))
+        labels.append(item.labels or {})
     if not images:
         raise ValueError(f"{data_dir}: split {split!r} has no images")
-    return ImageSet(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(), sources, detail)
+    return ImageSet(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(), sources, labels)
 
 
 @torch.no_grad()
@@ -374,10 +379,11 @@ def train_image_tokenizer(
     overrides = {} if max_minutes is None else {"max_minutes": max_minutes}
     config = ImageTrainConfig.from_preset(preset, **overrides)
     started = time.monotonic()
-    train = load_images(data_dir, "train", tokenizer, config.near_gap)
+    train = load_images(data_dir, "train", tokenizer)
     validation = load_images(data_dir, "validation", tokenizer).images
+    detail = train.fine_detail(config.near_gap)
     result = train_vq_image(
-        tokenizer, train.images, validation, out_dir, config, resume, train.sources, train.fine_detail
+        tokenizer, train.images, validation, out_dir, config, resume, train.sources, detail
     )
     tokenizer.save(out_dir)
     summary = {

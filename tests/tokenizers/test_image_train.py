@@ -20,6 +20,7 @@ from anyseq.tokenizers.image_eval import (
     ssim,
 )
 from anyseq.tokenizers.image_train import (
+    ImageSet,
     ImageTrainConfig,
     edge_map,
     has_fine_detail,
@@ -154,6 +155,11 @@ def test_fine_detail_is_a_small_object_or_two_objects_close_together():
     marks = [has_fine_detail(scene, near_gap=0.05) for scene in scenes]
     assert any(marks) and not all(marks)
     assert all(marks[i] for i, s in enumerate(scenes) if any(o["size"] == "small" for o in s["objects"]))
+    small = {"objects": [obj("small", [0.5, 0.5], 0.14)]}
+    images = ImageSet(
+        torch.zeros(3, 3, 64, 64, dtype=torch.uint8), ["shapes", "emoji", "shapes"], [small, small, {}]
+    )
+    assert images.fine_detail(near_gap=0.05) == [True, False, False]  # shape scenes only
 
 
 def test_attribute_survival_counts_only_what_the_judge_reads_on_the_original():
