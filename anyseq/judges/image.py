@@ -8,10 +8,14 @@ model it scores. It reads an image as follows:
 1. background: the palette colour nearest to the median of the border pixels;
 2. objects: connected regions of pixels far from the background (opened once, so
    anti-aliased fringes and specks drop out), larger than a fraction of the smallest
-   object the world draws;
-3. colour: the palette colour nearest to the median of a region's interior;
-4. shape: the silhouette, scaled into a square box with its aspect ratio kept, against
-   the world's own renderings of every shape (soft IoU, best match wins);
+   object the world draws; a region that holds solid parts of two palette colours
+   (two objects that touch) is one object per colour, each pixel going to the colour
+   whose blend with the background explains it best;
+3. colour: the palette colour nearest to the median of an object's interior;
+4. shape: the silhouette (the object's share of the fainter foreground around it,
+   where bridged objects split the pixels between them), scaled into a square box with
+   its aspect ratio kept, against the world's own renderings of every shape (soft IoU,
+   best match wins);
 5. size and position: the radius implied by the area, and the centre, compared with the
    geometry the world would have drawn for the labels.
 
@@ -44,6 +48,7 @@ TEMPLATE_SIZE = 32  # side of the box silhouettes are compared in
 SQRT_AREA_IN_BOX = 12.0  # a silhouette is scaled so the square root of its area spans this many box pixels
 FOREGROUND_DISTANCE = 60.0  # RGB distance from the background colour that makes a pixel foreground
 MIN_AREA_FRACTION = 0.3  # regions smaller than this share of the smallest object's area are noise
+SPATIAL_WEIGHT = 10.0  # RGB distance a pixel of distance from an object's solid part weighs, in sharing out bridged pixels
 
 
 def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
@@ -101,6 +106,94 @@ def classify_silhouette(mask: np.ndarray) -> tuple[str, float]:
     return best, scores[best]
 
 
+def _blend_residuals(rgb: np.ndarray, background_rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Per pixel and colour (H, W, C): how far the pixel lies from every blend of the background and that colour.
+
+    An anti-aliased or blurred edge mixes an object's colour with the background, and
+    such a mix can sit nearer another palette colour (orange on white nears pink); it
+    still lies on the orange-white line.
+    """
+    directions = palette - background_rgb  # (C, 3)
+    offsets = rgb - background_rgb  # (H, W, 3)
+    coverage = np.clip((offsets @ directions.T) / (directions**2).sum(axis=1), 0.0, 1.0)  # (H, W, C)
+    return np.linalg.norm(offsets[..., None, :] - coverage[..., None] * directions, axis=-1)
+
+
+def _split_by_colour(rgb: np.ndarray, background_rgb: np.ndarray, region: np.ndarray, min_area: float) -> list[np.ndarray]:
+    """A foreground region as one solid part per palette colour that holds enough of it.
+
+    Two objects of different colours that touch (a blurred reconstruction fills a
+    one-pixel gap) form one connected region; their colours tell them apart. Each pixel
+    goes to the colour whose blend with the background explains it best; a colour counts
+    only where its pixels survive an opening and cover `min_area`, so the mixed seam
+    between two colours is not an object.
+    """
+    palette = np.asarray(list(COLOURS.values()), dtype=np.float64)
+    explained_by = np.argmin(_blend_residuals(rgb, background_rgb, palette), axis=-1)  # (H, W)
+    parts: dict[str, np.ndarray] = {}
+    for index in np.unique(explained_by[region]):
+        part = ndimage.binary_opening(region & (explained_by == index), structure=np.ones((3, 3)))
+        if part.sum() >= min_area:
+            # a shaded object (brown drifting to orange) is one colour by its median: join such parts
+            colour = _colour_of(rgb, part)
+            parts[colour] = parts[colour] | part if colour in parts else part
+    return list(parts.values()) if len(parts) > 1 else [region]
+
+
+def _colour_of(rgb: np.ndarray, part: np.ndarray) -> str:
+    """The palette colour nearest to the median of a part's interior."""
+    interior = ndimage.binary_erosion(part)
+    return _nearest(np.median(rgb[interior if interior.any() else part], axis=0), COLOURS)
+
+
+def _territories(
+    rgb: np.ndarray, background_rgb: np.ndarray, loose: np.ndarray, parts: list[np.ndarray], colours: list[str]
+) -> list[np.ndarray]:
+    """Per object, the pixels its silhouette may take: its loose component, shared out among the objects in it.
+
+    The loose foreground keeps thin parts (a small star's points), but it also joins
+    objects that a faint bridge connects. A pixel of a shared component goes to the
+    object whose colour, blended with the background, explains it best, with the
+    distance to the object's solid part (SPATIAL_WEIGHT per pixel) settling near ties
+    and objects of one colour.
+    """
+    if not parts:
+        return []
+    palette = np.asarray([COLOURS[colour] for colour in colours], dtype=np.float64)
+    scores = _blend_residuals(rgb, background_rgb, palette)  # (H, W, objects)
+    for k, part in enumerate(parts):
+        scores[..., k] += SPATIAL_WEIGHT * ndimage.distance_transform_edt(~part)
+    wholes = [ndimage.binary_dilation(np.isin(loose, np.unique(loose[part]))) for part in parts]
+    territories = []
+    for k, whole in enumerate(wholes):
+        rivals = [j for j, other in enumerate(wholes) if (whole & other).any()]
+        best = np.asarray(rivals)[np.argmin(scores[..., rivals], axis=-1)]
+        territories.append(whole & (best == k))
+    return territories
+
+
+def _describe(
+    rgb: np.ndarray, background_rgb: np.ndarray, distance: np.ndarray, part: np.ndarray, colour: str, territory: np.ndarray
+) -> dict[str, Any]:
+    """Shape, size and centre of one object: `part` is its solid part, `territory` bounds its silhouette."""
+    height, width = part.shape
+    # soft silhouette: the share of the way from the background to the object's colour
+    span = np.linalg.norm(np.asarray(COLOURS[colour], dtype=np.float64) - background_rgb)
+    soft = np.clip(distance / max(span, 1.0), 0.0, 1.0) * territory
+    shape, match = classify_silhouette(soft)
+    rows, cols = np.nonzero(part)
+    radius = float(np.sqrt(soft.sum() / _area_per_radius2()[shape])) / min(height, width)
+    return {
+        "colour": colour,
+        "shape": shape,
+        "match": round(match, 3),
+        "center": [round(float(cols.mean() + 0.5) / width, 4), round(float(rows.mean() + 0.5) / height, 4)],
+        "radius": round(radius, 4),
+        "size": min(SIZES, key=lambda name: abs(SIZES[name] - radius)),
+        "area": int(part.sum()),
+    }
+
+
 def find_objects(image: Any) -> dict[str, Any]:
     """The background and the objects an image shows, with no reference to labels."""
     rgb = np.asarray(load_image(image), dtype=np.float64)  # (H, W, 3)
@@ -110,38 +203,21 @@ def find_objects(image: Any) -> dict[str, Any]:
     distance = np.linalg.norm(rgb - background_rgb, axis=-1)  # (H, W)
     foreground = ndimage.binary_opening(distance > FOREGROUND_DISTANCE, structure=np.ones((3, 3)))
     regions, count = ndimage.label(foreground)
-    # the unopened foreground keeps thin parts (a small star's points) for the silhouette
     loose, _ = ndimage.label(distance > FOREGROUND_DISTANCE / 2)
     smallest = min(_area_per_radius2().values()) * (min(SIZES.values()) * min(height, width)) ** 2
-    objects = []
-    for index in range(1, count + 1):
-        region = regions == index
-        area = int(region.sum())
-        if area < MIN_AREA_FRACTION * smallest:
-            continue
-        interior = ndimage.binary_erosion(region)
-        colour = _nearest(np.median(rgb[interior if interior.any() else region], axis=0), COLOURS)
-        # soft silhouette: the share of the way from the background to the object's colour
-        span = np.linalg.norm(np.asarray(COLOURS[colour], dtype=np.float64) - background_rgb)
-        whole = np.isin(loose, np.unique(loose[region]))
-        soft = np.clip(distance / max(span, 1.0), 0.0, 1.0) * ndimage.binary_dilation(whole)
-        shape, match = classify_silhouette(soft)
-        rows, cols = np.nonzero(region)
-        radius = float(np.sqrt(soft.sum() / _area_per_radius2()[shape])) / min(height, width)
-        objects.append(
-            {
-                "colour": colour,
-                "shape": shape,
-                "match": round(match, 3),
-                "center": [
-                    round(float(cols.mean() + 0.5) / width, 4),
-                    round(float(rows.mean() + 0.5) / height, 4),
-                ],
-                "radius": round(radius, 4),
-                "size": min(SIZES, key=lambda name: abs(SIZES[name] - radius)),
-                "area": area,
-            }
-        )
+    min_area = MIN_AREA_FRACTION * smallest
+    parts = [
+        part
+        for index in range(1, count + 1)
+        if (regions == index).sum() >= min_area
+        for part in _split_by_colour(rgb, background_rgb, regions == index, min_area)
+    ]
+    colours = [_colour_of(rgb, part) for part in parts]
+    territories = _territories(rgb, background_rgb, loose, parts, colours)
+    objects = [
+        _describe(rgb, background_rgb, distance, part, colour, territory)
+        for part, colour, territory in zip(parts, colours, territories, strict=True)
+    ]
     objects.sort(key=lambda o: -o["area"])
     return {"background": _nearest(background_rgb, BACKGROUNDS), "objects": objects}
 

@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from anyseq.judges.image import classify_silhouette, find_objects, judge_shape_scene
 from anyseq.world.images import SHAPES, render_shape_scene, sample_scene, scene_object
@@ -110,13 +110,55 @@ def test_blank_noisy_and_extra_objects():
 
 
 def test_blurred_render_keeps_its_attributes_but_a_blob_does_not():
-    from PIL import ImageFilter
 
     scene = one_object("triangle", "orange", "large")
     image = render_shape_scene(scene)
     assert judge_shape_scene(image.filter(ImageFilter.GaussianBlur(0.8)), scene)["shape_ok"]
     blob = image.resize((8, 8), Image.Resampling.BOX).resize((64, 64), Image.Resampling.BILINEAR)
     assert not judge_shape_scene(blob, scene)["shape_ok"]
+
+
+def near_pair(gap: float) -> dict:
+    """A yellow square left of a blue circle, their centres `gap` of the side apart (0.32 overlaps them)."""
+    objects = [scene_object("square", "yellow", "medium", "center"), scene_object("circle", "blue", "medium", "center")]
+    objects[0]["center"], objects[1]["center"] = [0.5 - gap / 2, 0.5], [0.5 + gap / 2, 0.5]
+    return {"background": "gray", "objects": objects, "relation": None}
+
+
+@pytest.mark.parametrize("gap", [0.36, 0.32])
+def test_touching_objects_of_two_colours_are_two_objects(gap):
+    scene = near_pair(gap)
+    verdict = judge_shape_scene(render_shape_scene(scene), scene)
+    assert verdict["colour_ok"] and verdict["shape_ok"] and verdict["count_ok"]
+
+
+@pytest.mark.parametrize("coverage", [0.25, 0.35])
+def test_a_faint_bridge_does_not_join_two_silhouettes(coverage):
+    """A reconstruction that blurs a narrow gap leaves a faint bridge of colour between the objects."""
+    scene = near_pair(0.44)
+    image = np.asarray(render_shape_scene(scene), dtype=np.float64)
+    image[22:42, 29:35] = (1 - coverage) * np.array([128, 128, 128]) + coverage * np.array([240, 220, 30])
+    verdict = judge_shape_scene(Image.fromarray(image.astype(np.uint8)), scene)
+    assert verdict["shape_ok"] and verdict["count_ok"]
+
+
+def test_a_shaded_object_is_one_object_of_its_median_colour():
+    """A star brown on its left, drifting toward orange on its right: two parts by colour, one object by its median."""
+    scene = {"background": "black", "objects": [scene_object("star", "brown", "large", "center")], "relation": None}
+    coverage = np.asarray(render_shape_scene(scene), dtype=np.float64)[..., :1] / 120.0
+    brown, orange = np.array([120.0, 70.0, 30.0]), np.array([245.0, 140.0, 20.0])
+    ramp = np.clip((np.arange(64) - 32) / 12, 0.0, 1.0)[None, :, None] * 0.4
+    shaded = Image.fromarray((coverage * (brown + ramp * (orange - brown))).astype(np.uint8))
+    found = find_objects(shaded)["objects"]
+    assert [(o["colour"], o["shape"]) for o in found] == [("brown", "star")]
+
+
+def test_a_blurred_edge_is_not_an_object_of_another_colour():
+    """Orange blurred into white passes near pink; it is still orange at partial coverage."""
+    scene = one_object("triangle", "orange", "large")
+    for radius in (1, 3):
+        found = find_objects(render_shape_scene(scene).filter(ImageFilter.GaussianBlur(radius)))["objects"]
+        assert [(o["colour"], o["shape"]) for o in found] == [("orange", "triangle")]
 
 
 def test_classify_silhouette_scores_a_perfect_match_near_one():
