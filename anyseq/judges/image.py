@@ -48,7 +48,9 @@ TEMPLATE_SIZE = 32  # side of the box silhouettes are compared in
 SQRT_AREA_IN_BOX = 12.0  # a silhouette is scaled so the square root of its area spans this many box pixels
 FOREGROUND_DISTANCE = 60.0  # RGB distance from the background colour that makes a pixel foreground
 MIN_AREA_FRACTION = 0.3  # regions smaller than this share of the smallest object's area are noise
-SPATIAL_WEIGHT = 10.0  # RGB distance a pixel of distance from an object's solid part weighs, in sharing out bridged pixels
+SPATIAL_WEIGHT = (
+    10.0  # RGB distance that one pixel away from an object's solid part costs, in bridged regions
+)
 
 
 def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
@@ -119,7 +121,9 @@ def _blend_residuals(rgb: np.ndarray, background_rgb: np.ndarray, palette: np.nd
     return np.linalg.norm(offsets[..., None, :] - coverage[..., None] * directions, axis=-1)
 
 
-def _split_by_colour(rgb: np.ndarray, background_rgb: np.ndarray, region: np.ndarray, min_area: float) -> list[np.ndarray]:
+def _split_by_colour(
+    rgb: np.ndarray, background_rgb: np.ndarray, region: np.ndarray, min_area: float
+) -> list[np.ndarray]:
     """A foreground region as one solid part per palette colour that holds enough of it.
 
     Two objects of different colours that touch (a blurred reconstruction fills a
@@ -147,7 +151,11 @@ def _colour_of(rgb: np.ndarray, part: np.ndarray) -> str:
 
 
 def _territories(
-    rgb: np.ndarray, background_rgb: np.ndarray, loose: np.ndarray, parts: list[np.ndarray], colours: list[str]
+    rgb: np.ndarray,
+    background_rgb: np.ndarray,
+    loose: np.ndarray,
+    parts: list[np.ndarray],
+    colours: list[str],
 ) -> list[np.ndarray]:
     """Per object, the pixels its silhouette may take: its loose component, shared out among the objects in it.
 
@@ -173,7 +181,12 @@ def _territories(
 
 
 def _describe(
-    rgb: np.ndarray, background_rgb: np.ndarray, distance: np.ndarray, part: np.ndarray, colour: str, territory: np.ndarray
+    rgb: np.ndarray,
+    background_rgb: np.ndarray,
+    distance: np.ndarray,
+    part: np.ndarray,
+    colour: str,
+    territory: np.ndarray,
 ) -> dict[str, Any]:
     """Shape, size and centre of one object: `part` is its solid part, `territory` bounds its silhouette."""
     height, width = part.shape

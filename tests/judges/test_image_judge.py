@@ -120,7 +120,10 @@ def test_blurred_render_keeps_its_attributes_but_a_blob_does_not():
 
 def near_pair(gap: float) -> dict:
     """A yellow square left of a blue circle, their centres `gap` of the side apart (0.32 overlaps them)."""
-    objects = [scene_object("square", "yellow", "medium", "center"), scene_object("circle", "blue", "medium", "center")]
+    objects = [
+        scene_object("square", "yellow", "medium", "center"),
+        scene_object("circle", "blue", "medium", "center"),
+    ]
     objects[0]["center"], objects[1]["center"] = [0.5 - gap / 2, 0.5], [0.5 + gap / 2, 0.5]
     return {"background": "gray", "objects": objects, "relation": None}
 
@@ -144,7 +147,11 @@ def test_a_faint_bridge_does_not_join_two_silhouettes(coverage):
 
 def test_a_shaded_object_is_one_object_of_its_median_colour():
     """A star brown on its left, drifting toward orange on its right: two parts by colour, one object by its median."""
-    scene = {"background": "black", "objects": [scene_object("star", "brown", "large", "center")], "relation": None}
+    scene = {
+        "background": "black",
+        "objects": [scene_object("star", "brown", "large", "center")],
+        "relation": None,
+    }
     coverage = np.asarray(render_shape_scene(scene), dtype=np.float64)[..., :1] / 120.0
     brown, orange = np.array([120.0, 70.0, 30.0]), np.array([245.0, 140.0, 20.0])
     ramp = np.clip((np.arange(64) - 32) / 12, 0.0, 1.0)[None, :, None] * 0.4
