@@ -48,9 +48,8 @@ TEMPLATE_SIZE = 32  # side of the box silhouettes are compared in
 SQRT_AREA_IN_BOX = 12.0  # a silhouette is scaled so the square root of its area spans this many box pixels
 FOREGROUND_DISTANCE = 60.0  # RGB distance from the background colour that makes a pixel foreground
 MIN_AREA_FRACTION = 0.3  # regions smaller than this share of the smallest object's area are noise
-SPATIAL_WEIGHT = (
-    10.0  # RGB distance that one pixel away from an object's solid part costs, in bridged regions
-)
+# RGB distance that one pixel away from an object's solid part costs, in bridged regions
+SPATIAL_WEIGHT = 10.0
 
 
 def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
@@ -122,18 +121,16 @@ def _blend_residuals(rgb: np.ndarray, background_rgb: np.ndarray, palette: np.nd
 
 
 def _split_by_colour(
-    rgb: np.ndarray, background_rgb: np.ndarray, region: np.ndarray, min_area: float
-) -> list[np.ndarray]:
-    """A foreground region as one solid part per palette colour that holds enough of it.
+    rgb: np.ndarray, region: np.ndarray, explained_by: np.ndarray, min_area: float
+) -> list[tuple[np.ndarray, str]]:
+    """A foreground region as (solid part, colour) pairs, one per palette colour that holds enough of it.
 
     Two objects of different colours that touch (a blurred reconstruction fills a
-    one-pixel gap) form one connected region; their colours tell them apart. Each pixel
-    goes to the colour whose blend with the background explains it best; a colour counts
-    only where its pixels survive an opening and cover `min_area`, so the mixed seam
-    between two colours is not an object.
+    one-pixel gap) form one connected region; their colours tell them apart.
+    `explained_by` (H, W) is the palette index whose blend with the background explains
+    each pixel best; a colour counts only where its pixels survive an opening and cover
+    `min_area`, so the mixed seam between two colours is not an object.
     """
-    palette = np.asarray(list(COLOURS.values()), dtype=np.float64)
-    explained_by = np.argmin(_blend_residuals(rgb, background_rgb, palette), axis=-1)  # (H, W)
     parts: dict[str, np.ndarray] = {}
     for index in np.unique(explained_by[region]):
         part = ndimage.binary_opening(region & (explained_by == index), structure=np.ones((3, 3)))
@@ -141,7 +138,9 @@ def _split_by_colour(
             # a shaded object (brown drifting to orange) is one colour by its median: join such parts
             colour = _colour_of(rgb, part)
             parts[colour] = parts[colour] | part if colour in parts else part
-    return list(parts.values()) if len(parts) > 1 else [region]
+    if len(parts) < 2:
+        return [(region, _colour_of(rgb, region))]
+    return [(part, colour) for colour, part in parts.items()]
 
 
 def _colour_of(rgb: np.ndarray, part: np.ndarray) -> str:
@@ -219,13 +218,15 @@ def find_objects(image: Any) -> dict[str, Any]:
     loose, _ = ndimage.label(distance > FOREGROUND_DISTANCE / 2)
     smallest = min(_area_per_radius2().values()) * (min(SIZES.values()) * min(height, width)) ** 2
     min_area = MIN_AREA_FRACTION * smallest
-    parts = [
-        part
-        for index in range(1, count + 1)
-        if (regions == index).sum() >= min_area
-        for part in _split_by_colour(rgb, background_rgb, regions == index, min_area)
+    palette = np.asarray(list(COLOURS.values()), dtype=np.float64)
+    explained_by = np.argmin(_blend_residuals(rgb, background_rgb, palette), axis=-1)  # (H, W)
+    areas = np.bincount(regions.ravel(), minlength=count + 1)
+    found = [
+        pair
+        for index in np.flatnonzero(areas[1:] >= min_area) + 1
+        for pair in _split_by_colour(rgb, regions == index, explained_by, min_area)
     ]
-    colours = [_colour_of(rgb, part) for part in parts]
+    parts, colours = [part for part, _ in found], [colour for _, colour in found]
     territories = _territories(rgb, background_rgb, loose, parts, colours)
     objects = [
         _describe(rgb, background_rgb, distance, part, colour, territory)

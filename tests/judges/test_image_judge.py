@@ -110,7 +110,6 @@ def test_blank_noisy_and_extra_objects():
 
 
 def test_blurred_render_keeps_its_attributes_but_a_blob_does_not():
-
     scene = one_object("triangle", "orange", "large")
     image = render_shape_scene(scene)
     assert judge_shape_scene(image.filter(ImageFilter.GaussianBlur(0.8)), scene)["shape_ok"]
