@@ -3,8 +3,9 @@ import json
 import math
 
 import pytest
+import torch
 
-from anyseq.training.config import ANYGPT_PRETRAIN_RATIOS, PRESETS, LoraSettings, TrainConfig
+from anyseq.training.config import ANYGPT_PRETRAIN_RATIOS, PRESETS, LoraSettings, TrainConfig, native_bf16
 
 
 def test_every_preset_builds_for_both_stages():
@@ -115,3 +116,14 @@ def test_auto_precision_on_cpu_is_bf16_only_where_the_cpu_computes_it(monkeypatc
     monkeypatch.setattr(trainer, "native_bf16", lambda: native)
     assert trainer.resolve_precision("auto") == expected
     assert trainer.resolve_precision("no") == "no" and trainer.resolve_precision("bf16") == "bf16"
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"), [(True, True, True), (True, False, False), (False, False, False)]
+)
+def test_native_bf16_needs_the_matrix_units_not_only_the_bf16_instructions(
+    monkeypatch, avx512_bf16, amx, expected
+):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert native_bf16() is expected
