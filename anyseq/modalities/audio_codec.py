@@ -1,4 +1,4 @@
-"""The audio codec core shared by music and speech: spectrogram -> encoder -> residual VQ -> decoder.
+"""The audio codec core shared by music and speech: spectrogram -> encoder -> residual quantizer -> decoder.
 
 AnyGPT (Zhan et al., ACL 2024) turns music into EnCodec codes (4 residual levels at 50 Hz)
 and speech into SpeechTokenizer codes (8 levels, the first distilled to carry content).
@@ -16,7 +16,8 @@ Data flow, one latent frame per `sample_rate / frame_rate` samples:
       -> log |STFT| (B, F, T*S)          F = n_fft/2 + 1 bins (or `mels` bands), S = STFT frames per latent frame
       -> standardised per bin            statistics fitted on training audio
       -> encoder (B, T, D)               S stacked STFT frames -> residual conv blocks -> D
-      -> ResidualVQ (vector-quantize-pytorch): codes (B, K, T), level vectors (K, B, T, D)
+      -> residual quantizer (vector-quantize-pytorch's ResidualVQ, or ResidualFSQ through
+         `ResidualFSQQuantizer`): codes (B, K, T), level vectors (K, B, T, D)
       -> decoder (B, F, T*S)             predicted log |STFT|
       -> |STFT| (mel bands: their pseudo-inverse) -> Griffin-Lim (B, T * samples_per_frame)
 
@@ -48,7 +49,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional as F
-from vector_quantize_pytorch import ResidualVQ
+from vector_quantize_pytorch import ResidualFSQ, ResidualVQ
 
 LOG_FLOOR = 1e-4  # magnitudes are normalised so a full-scale sine peaks near 0.5; -80 dB is silence
 
@@ -65,7 +66,12 @@ class CodecConfig:
     hidden: int = 256  # conv channels of encoder and decoder
     blocks: int = 3  # residual conv blocks in each of encoder and decoder
     kernel_size: int = 5  # temporal kernel of the blocks, in latent frames
-    commitment_weight: float = 0.25
+    # "rvq": residual VQ with EMA codebooks, k-means start and dead-code re-seeding (music). "fsq": residual
+    # finite scalar quantization (Mentzer et al. 2023), `fsq_levels` per level, no codebook to learn (speech:
+    # see SpeechConfig.quantizer for the measurement)
+    quantizer: Literal["rvq", "fsq"] = "rvq"
+    fsq_levels: tuple[int, ...] = ()  # "fsq": their product is codebook_size
+    commitment_weight: float = 0.25  # "rvq" only, as are the next three
     ema_decay: float = 0.95  # codebook EMA; low because the tiny budget is a few thousand steps
     dead_code_threshold: float = 2.0  # a code used less (EMA count) is re-seeded from the batch
     quantizer_dropout: bool = False  # train with random K' <= K levels so fewer levels also decode
@@ -92,6 +98,13 @@ class CodecConfig:
             raise ValueError(f"n_fft {self.n_fft} must be at least stft_hop {self.stft_hop}")
         if self.num_codebooks < 1 or self.codebook_size < 2:
             raise ValueError(f"need num_codebooks >= 1 and codebook_size >= 2, got {self}")
+        self.fsq_levels = tuple(self.fsq_levels)  # JSON gives a list
+        if self.quantizer not in ("rvq", "fsq"):
+            raise ValueError(f"quantizer {self.quantizer!r}: 'rvq' or 'fsq'")
+        if self.quantizer == "fsq" and math.prod(self.fsq_levels) != self.codebook_size:
+            raise ValueError(
+                f"fsq_levels {list(self.fsq_levels)} must multiply to codebook_size {self.codebook_size}"
+            )
         if not 0 <= self.mels < self.bins:
             raise ValueError(f"mels {self.mels}: 0 (STFT bins) or fewer than the {self.bins} bins")
 
@@ -147,6 +160,37 @@ def reconstruction_losses(
         difference = ((prediction.exp() - target.exp()) * weight).norm()
         losses["convergence"] = config.convergence_weight * difference / (target.exp() * weight).norm()
     return losses
+
+
+class ResidualFSQQuantizer(nn.Module):
+    """vector-quantize-pytorch's `ResidualFSQ` behind the calls the codec makes of `ResidualVQ`.
+
+    FSQ rounds a few bounded dimensions to fixed grids: every code exists from the first
+    step, and the encoder learns to use them, where EMA codebooks chase moving latents.
+    """
+
+    def __init__(self, dim: int, levels: tuple[int, ...], num_quantizers: int) -> None:
+        super().__init__()
+        self.fsq = ResidualFSQ(dim=dim, levels=list(levels), num_quantizers=num_quantizers)
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, return_all_codes: bool = False
+    ) -> tuple[Tensor, ...]:
+        """x (B, T, D) -> quantized (B, T, D), indices (B, T, K), commitment (K,) zeros
+        [, level vectors (K, B, T, D) that sum to the quantized output]. `mask` is unused:
+        no codebook statistics to keep padding out of."""
+        quantized, indices, codes = self.fsq(x, return_all_codes=True)  # codes (K, B, T, d) scaled
+        indices = indices.long()  # FSQ gives int32; codes are int64 everywhere else
+        commitment = torch.zeros(indices.shape[-1], device=x.device)
+        if not return_all_codes:
+            return quantized, indices, commitment
+        prefixes = self.fsq.project_out(codes.cumsum(dim=0))  # (K, B, T, D): levels 1..k
+        levels = torch.cat([prefixes[:1], prefixes.diff(dim=0)])
+        return quantized, indices, commitment, levels
+
+    def get_output_from_indices(self, indices: Tensor) -> Tensor:
+        """indices (B, T, K) -> quantized (B, T, D)."""
+        return self.fsq.get_output_from_indices(indices)
 
 
 class ResidualBlock(nn.Module):
@@ -225,16 +269,20 @@ class AudioCodec(nn.Module):
         self.register_buffer("feature_std", torch.full((c.features,), 2.5))
         frame_features = c.features * c.stft_per_frame
         self.encoder = _stack(frame_features, c.hidden, c.latent_dim, c.blocks, c.kernel_size)
-        self.quantizer = ResidualVQ(
-            dim=c.latent_dim,
-            num_quantizers=c.num_codebooks,
-            codebook_size=c.codebook_size,
-            decay=c.ema_decay,
-            commitment_weight=c.commitment_weight,
-            kmeans_init=True,  # first batch seeds the codebooks: no dead start
-            kmeans_iters=10,
-            threshold_ema_dead_code=c.dead_code_threshold,
-            quantize_dropout=c.quantizer_dropout,
+        self.quantizer = (
+            ResidualFSQQuantizer(c.latent_dim, c.fsq_levels, c.num_codebooks)
+            if c.quantizer == "fsq"
+            else ResidualVQ(
+                dim=c.latent_dim,
+                num_quantizers=c.num_codebooks,
+                codebook_size=c.codebook_size,
+                decay=c.ema_decay,
+                commitment_weight=c.commitment_weight,
+                kmeans_init=True,  # first batch seeds the codebooks: no dead start
+                kmeans_iters=10,
+                threshold_ema_dead_code=c.dead_code_threshold,
+                quantize_dropout=c.quantizer_dropout,
+            )
         )
         self.decoder = _stack(c.latent_dim, c.hidden, frame_features, c.blocks, c.kernel_size)
         # start from the mean spectrum (see fit_feature_statistics), not from random loudness

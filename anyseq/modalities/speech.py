@@ -11,7 +11,7 @@ AnySeq's codec, built on the shared audio codec core (`audio_codec.py`):
                       -> VQ: level 1 codes (B, T), features q1 (B, T, Dc)
                       trained only by a CTC head predicting espeak-ng's phonemes
       acoustic branch: core encoder (B, T, D) - prior, prior = Linear(q1, detached)
-                      -> residual VQ: levels 2..K (B, K-1, T)                  [core]
+                      -> residual FSQ: levels 2..K (B, K-1, T)                 [core]
       decoder(prior + levels 2..K) -> log mels -> |STFT| -> Griffin-Lim -> audio  [core]
 
 Level 1 never receives a reconstruction gradient: it keeps what the phonemes need and
@@ -71,6 +71,13 @@ class SpeechConfig:
     n_fft: int = 512  # 32 ms windows: speech changes faster than music's 64 ms windows follow
     stft_hop: int = 160
     latent_dim: int = 64  # the acoustic branch's quantizer width
+    # levels 2..K: residual FSQ with 8 x 8 x 8 = codebook_size grid points per level, or residual VQ ("rvq",
+    # `CodecConfig`). Measured on AnyWorld tiny, the codec alone in its 4.9-minute share, all-level
+    # reconstructions of 80 test clips, speaker judge / CTC WER: RVQ 0.175 / 0.36 (1,500 steps; with K = 8
+    # levels 0.16 / 0.35), FSQ 0.325 / 0.125 (1,500 steps, done in 4.2 minutes); no quantizer at all
+    # 0.825 / 0.035, the judges on the true log mels through Griffin-Lim 0.84 / 0.025
+    quantizer: str = "fsq"
+    fsq_levels: list[int] = field(default_factory=lambda: [8, 8, 8])
     hidden: int = 256  # conv channels of the acoustic encoder and the decoder
     blocks: int = 3
     kernel_size: int = 5
@@ -135,6 +142,8 @@ class SpeechConfig:
             num_codebooks=self.num_levels - 1,
             codebook_size=self.codebook_size,
             latent_dim=self.latent_dim,
+            quantizer=self.quantizer,  # type: ignore[arg-type]  # CodecConfig checks it
+            fsq_levels=tuple(self.fsq_levels) if self.quantizer == "fsq" else (),
             hidden=self.hidden,
             blocks=self.blocks,
             kernel_size=self.kernel_size,
@@ -172,6 +181,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "test": {
         "num_levels": 3,
         "codebook_size": 32,
+        "fsq_levels": [4, 8],
         "n_fft": 256,
         "latent_dim": 16,
         "hidden": 32,
@@ -195,6 +205,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "frame_rate": 50,
         "num_levels": 8,
         "codebook_size": 1024,
+        "quantizer": "rvq",  # SpeechTokenizer's residual VQ (FSQ measured only at the tiny size)
         "latent_dim": 128,
         "hidden": 512,
         "blocks": 6,
@@ -531,6 +542,7 @@ class SpeechTokenizer:
         config = json.loads((directory / "config.json").read_text())
         config.pop("kind", None)
         config.setdefault("mels", 0)  # saved before the codec could code mel bands: STFT bins
+        config.setdefault("quantizer", "rvq")  # saved before the acoustic levels were FSQ
         tokenizer = cls.from_config(config)
         weights = directory / "model.safetensors"
         if not weights.is_file():

@@ -74,6 +74,44 @@ def test_level_one_features_train_the_encoder_and_all_levels_match_the_codes():
     torch.testing.assert_close(output.level_features[0][0], first)
 
 
+FSQ = CodecConfig(**{**TINY.__dict__, "quantizer": "fsq", "fsq_levels": (4, 4)})
+
+
+def test_fsq_levels_must_make_the_codebook():
+    with pytest.raises(ValueError, match=r"fsq_levels \[4, 8\] must multiply to codebook_size 16"):
+        CodecConfig(**{**TINY.__dict__, "quantizer": "fsq", "fsq_levels": (4, 8)})
+    with pytest.raises(ValueError, match="quantizer 'pq': 'rvq' or 'fsq'"):
+        CodecConfig(**{**TINY.__dict__, "quantizer": "pq"})
+
+
+def test_fsq_levels_add_up_to_the_codes_and_level_one_trains_the_encoder():
+    codec = AudioCodec(FSQ)
+    audio = torch.from_numpy(np.stack([tone(60, 0.5), tone(67, 0.5)]))
+    output = codec(audio, lengths=torch.tensor([8000, 3000]))
+    assert output.codes.shape == (2, 3, 13) and output.codes.dtype == torch.long
+    assert 0 <= int(output.codes.min()) and int(output.codes.max()) < 16
+    assert output.level_features.shape == (3, 2, 13, 8)
+    assert float(output.losses["commitment"]) == 0.0  # no codebook to commit to
+    output.level_features[0].pow(2).mean().backward()
+    assert codec.encoder[0].weight.grad.abs().sum() > 0
+    codec.eval()
+    with torch.no_grad():
+        output = codec(audio)
+        summed = codec.quantizer.get_output_from_indices(output.codes.transpose(1, 2))
+    torch.testing.assert_close(output.level_features[-1], summed)
+    # level 1's vector is a function of level 1's code alone: one vector per code
+    _, indices, _, levels = codec.quantizer(3 * torch.randn(4, 50, 8), return_all_codes=True)
+    first, vectors = indices[..., 0].flatten(), levels[0].flatten(0, 1)
+    for code in first.unique():
+        same = vectors[first == code]
+        torch.testing.assert_close(same, same[:1].expand_as(same))
+    assert first.unique().numel() > 1
+    # encode -> decode_magnitude gives what the training forward predicts
+    codes = codec.encode(audio[:1])
+    magnitude = codec.decode_magnitude(codes)
+    torch.testing.assert_close(magnitude, codec.to_magnitude(output.log_magnitude[:1]), rtol=1e-4, atol=1e-6)
+
+
 def test_encode_decode_is_deterministic_with_whole_frames():
     codec = AudioCodec(TINY).eval()
     audio = torch.from_numpy(tone(62, 0.3))[None]  # 4800 samples -> 8 frames

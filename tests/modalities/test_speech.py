@@ -101,6 +101,20 @@ def test_a_tokenizer_saved_before_mel_codecs_loads_as_an_stft_bin_codec(tmp_path
     assert loaded.config.mels == 0 and loaded.codec.core.config.features == 256 // 2 + 1
 
 
+def test_a_tokenizer_saved_before_fsq_loads_its_residual_vq(tmp_path, clip):
+    rvq = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS, quantizer="rvq"))
+    codes = rvq.encode_levels(clip)  # the first batch seeds the VQ codebooks (k-means)
+    save_tokenizer(rvq, tmp_path / "speech")
+    path = tmp_path / "speech" / "config.json"
+    config = json.loads(path.read_text())
+    del config["quantizer"], config["fsq_levels"]  # saved before the settings existed
+    path.write_text(json.dumps(config))
+    loaded = load_tokenizer(tmp_path / "speech")
+    assert loaded.codec.core.config.quantizer == "rvq"
+    assert torch.equal(loaded.encode_levels(clip), codes)
+    assert SpeechConfig.preset("tiny").quantizer == "fsq"  # what new tokenizers train
+
+
 def test_phoneme_units_drop_stress_marks():
     assert phoneme_units("dr'O: a# r'Ed") == list("drO: a# rEd")
     assert phoneme_units("  D@2   bl,u: ") == list("D@2 blu:")
