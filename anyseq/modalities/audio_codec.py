@@ -179,12 +179,13 @@ class ResidualFSQQuantizer(nn.Module):
         """x (B, T, D) -> quantized (B, T, D), indices (B, T, K), commitment (K,) zeros
         [, level vectors (K, B, T, D) that sum to the quantized output]. `mask` is unused:
         no codebook statistics to keep padding out of."""
-        quantized, indices, codes = self.fsq(x, return_all_codes=True)  # codes (K, B, T, d) scaled
+        quantized, indices, *codes = self.fsq(x, return_all_codes=return_all_codes)
         indices = indices.long()  # FSQ gives int32; codes are int64 everywhere else
         commitment = torch.zeros(indices.shape[-1], device=x.device)
         if not return_all_codes:
             return quantized, indices, commitment
-        prefixes = self.fsq.project_out(codes.cumsum(dim=0))  # (K, B, T, D): levels 1..k
+        # codes (K, B, T, d), scaled per level -> the output of levels 1..k, (K, B, T, D)
+        prefixes = self.fsq.project_out(codes[0].cumsum(dim=0))
         levels = torch.cat([prefixes[:1], prefixes.diff(dim=0)])
         return quantized, indices, commitment, levels
 

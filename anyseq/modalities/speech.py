@@ -31,7 +31,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import librosa
 import torch
@@ -76,7 +76,7 @@ class SpeechConfig:
     # reconstructions of 80 test clips, speaker judge / CTC WER: RVQ 0.175 / 0.36 (1,500 steps; with K = 8
     # levels 0.16 / 0.35), FSQ 0.325 / 0.125 (1,500 steps, done in 4.2 minutes); no quantizer at all
     # 0.825 / 0.035, the judges on the true log mels through Griffin-Lim 0.84 / 0.025
-    quantizer: str = "fsq"
+    quantizer: Literal["rvq", "fsq"] = "fsq"
     fsq_levels: list[int] = field(default_factory=lambda: [8, 8, 8])
     hidden: int = 256  # conv channels of the acoustic encoder and the decoder
     blocks: int = 3
@@ -142,8 +142,8 @@ class SpeechConfig:
             num_codebooks=self.num_levels - 1,
             codebook_size=self.codebook_size,
             latent_dim=self.latent_dim,
-            quantizer=self.quantizer,  # type: ignore[arg-type]  # CodecConfig checks it
-            fsq_levels=tuple(self.fsq_levels) if self.quantizer == "fsq" else (),
+            quantizer=self.quantizer,
+            fsq_levels=tuple(self.fsq_levels),
             hidden=self.hidden,
             blocks=self.blocks,
             kernel_size=self.kernel_size,
