@@ -115,6 +115,22 @@ def test_a_tokenizer_saved_before_fsq_loads_its_residual_vq(tmp_path, clip):
     assert SpeechConfig.preset("tiny").quantizer == "fsq"  # what new tokenizers train
 
 
+def test_an_fsq_tokenizer_saved_before_digit_heads_loads_its_one_softmax_acoustic_model(tmp_path, clip):
+    old = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS, acoustic_digits=False))
+    assert old.acoustic.classes == old.config.codebook_size
+    completed = old.complete(old.encode(clip))
+    save_tokenizer(old, tmp_path / "speech")
+    path = tmp_path / "speech" / "config.json"
+    config = json.loads(path.read_text())
+    del config["acoustic_digits"], config["digit_decisions"]  # saved before the settings existed
+    path.write_text(json.dumps(config))
+    loaded = load_tokenizer(tmp_path / "speech")
+    assert torch.equal(loaded.complete(loaded.encode(clip)), completed)
+    new = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS))  # what new tokenizers train
+    assert new.acoustic.config.digits == (4, 8) and new.acoustic.classes == 12
+    assert new.acoustic.config.digit_decisions == ("mean", "mode")
+
+
 def test_phoneme_units_drop_stress_marks():
     assert phoneme_units("dr'O: a# r'Ed") == list("drO: a# rEd")
     assert phoneme_units("  D@2   bl,u: ") == list("D@2 blu:")
