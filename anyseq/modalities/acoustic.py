@@ -118,8 +118,7 @@ class AcousticModel(nn.Module):
         if level == 0 or not self.config.digits:
             return embedding(codes)
         masked = codes == self.mask_id
-        digits = (codes.clamp_max(self.mask_id - 1)[..., None] // self.places) % self.radices  # (B, L, n)
-        summed = embedding(digits + self.offsets).sum(dim=-2)
+        summed = embedding(self._digits(codes.clamp_max(self.mask_id - 1)) + self.offsets).sum(dim=-2)
         return torch.where(masked[..., None], embedding.weight[-1], summed)
 
     def forward(self, codes: Tensor, is_target: Tensor, valid: Tensor) -> Tensor:
@@ -132,13 +131,18 @@ class AcousticModel(nn.Module):
         logits = self.heads(hidden).view(*hidden.shape[:2], c.num_levels - 1, self.classes)
         return logits.permute(0, 2, 1, 3)  # (B, K-1, L, C)
 
+    def _digits(self, codes: Tensor) -> Tensor:
+        """codes (...) -> their digits (..., n), as FSQ's `indices_to_level_indices`; without `digits`
+        the one digit is the code."""
+        return (codes[..., None] // self.places) % self.radices
+
     def _digit_log_probs(self, logits: Tensor) -> list[Tensor]:
         """logits (..., C) -> per digit its log-probabilities (..., radix); one entry without `digits`."""
         return [part.log_softmax(-1) for part in logits.split(self.radices.tolist(), dim=-1)]
 
     def _nll(self, logits: Tensor, codes: Tensor) -> Tensor:
         """logits (N, C), codes (N,) -> mean negative log-likelihood of the codes (summed over digits)."""
-        digits = (codes[:, None] // self.places) % self.radices  # (N, n)
+        digits = self._digits(codes)  # (N, n)
         parts = self._digit_log_probs(logits)
         return -sum(part.gather(1, digits[:, i : i + 1]) for i, part in enumerate(parts)).mean()
 

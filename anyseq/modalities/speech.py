@@ -93,12 +93,13 @@ class SpeechConfig:
     acoustic_heads: int = 4
     acoustic_ff: int = 512
     # FSQ levels: the acoustic model embeds and predicts each code's digits (AcousticConfig.digits), and
-    # decides them per level 2..K by their mode or their rounded mean. Measured on AnyWorld tiny, 48 test
-    # clips, level 1 + the acoustic model with a prompt of the clip's own voice / of another voice, speaker
-    # judge (own voice; share of the prompt's voice) and CTC WER: one softmax over the 512 codes, most
-    # likely code 0.23 / 0.06 / 0.52; digit heads, all by mode 0.33 / 0.29 / 0.68, all by mean
-    # 0.25 / 0.15 / 0.45, level 2 by mean and 3-4 by mode 0.25 / 0.19 / 0.44, level 2 by mode and 3-4 by
-    # mean 0.33 / 0.29 / 0.65: level 2 holds both voice and the content level 1 leaves out
+    # decides them per level 2..K by their mode or their rounded mean. Measured on AnyWorld tiny, one codec
+    # (so only the acoustic model differs), 48 test clips, level 1 + the acoustic model with a prompt of the
+    # clip's own voice, speaker judge / CTC WER, and the share of cloned pairs in the prompt's voice: one
+    # softmax over the 512 codes, most likely code 0.23 / 0.52, 0.06; digits all by mode 0.27 / 0.48, 0.15;
+    # level 2 by mean and 3-4 by mode 0.23 / 0.28, 0.13; all by mean 0.17 / 0.28, 0.13; the codec's own
+    # codes 0.375 / 0.14. With the true level 2 the WER is the codec's: level 2 carries the content level 1
+    # leaves out, and its rounded mean keeps it
     acoustic_digits: bool = True
     digit_decisions: list[str] = field(default_factory=lambda: ["mean", "mode", "mode"])
     refinement_steps: list[int] = field(default_factory=lambda: [6, 2, 1])  # per level 2..K
@@ -235,7 +236,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "acoustic_heads": 8,
         "acoustic_ff": 2048,
         "refinement_steps": [3, 1, 1, 1, 1, 1, 1],
-        "digit_decisions": [],  # residual VQ: no digits
         "max_seconds": 30.0,
         "griffin_lim_iters": 60,
     },
@@ -563,7 +563,6 @@ class SpeechTokenizer:
         config.setdefault("mels", 0)  # saved before the codec could code mel bands: STFT bins
         config.setdefault("quantizer", "rvq")  # saved before the acoustic levels were FSQ
         config.setdefault("acoustic_digits", False)  # saved before the acoustic model predicted FSQ digits
-        config.setdefault("digit_decisions", [])
         tokenizer = cls.from_config(config)
         weights = directory / "model.safetensors"
         if not weights.is_file():

@@ -90,26 +90,28 @@ def test_save_load_round_trip(tokenizer, clip, tmp_path):
     assert np.array_equal(loaded.decode(codes).samples, tokenizer.decode(codes).samples)
 
 
+def _saved_before(tokenizer: SpeechTokenizer, directory, *settings: str):
+    """Save `tokenizer` with `settings` left out of its config, as a tokenizer saved before they existed,
+    and load it again."""
+    save_tokenizer(tokenizer, directory)
+    path = directory / "config.json"
+    config = json.loads(path.read_text())
+    for name in settings:
+        del config[name]
+    path.write_text(json.dumps(config))
+    return load_tokenizer(directory)
+
+
 def test_a_tokenizer_saved_before_mel_codecs_loads_as_an_stft_bin_codec(tmp_path):
     bins = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS, mels=0))
-    save_tokenizer(bins, tmp_path / "speech")
-    path = tmp_path / "speech" / "config.json"
-    config = json.loads(path.read_text())
-    del config["mels"]  # the config of a tokenizer saved before the setting existed
-    path.write_text(json.dumps(config))
-    loaded = load_tokenizer(tmp_path / "speech")
+    loaded = _saved_before(bins, tmp_path / "speech", "mels")
     assert loaded.config.mels == 0 and loaded.codec.core.config.features == 256 // 2 + 1
 
 
 def test_a_tokenizer_saved_before_fsq_loads_its_residual_vq(tmp_path, clip):
     rvq = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS, quantizer="rvq"))
     codes = rvq.encode_levels(clip)  # the first batch seeds the VQ codebooks (k-means)
-    save_tokenizer(rvq, tmp_path / "speech")
-    path = tmp_path / "speech" / "config.json"
-    config = json.loads(path.read_text())
-    del config["quantizer"], config["fsq_levels"]  # saved before the settings existed
-    path.write_text(json.dumps(config))
-    loaded = load_tokenizer(tmp_path / "speech")
+    loaded = _saved_before(rvq, tmp_path / "speech", "quantizer", "fsq_levels")
     assert loaded.codec.core.config.quantizer == "rvq"
     assert torch.equal(loaded.encode_levels(clip), codes)
     assert SpeechConfig.preset("tiny").quantizer == "fsq"  # what new tokenizers train
@@ -119,12 +121,7 @@ def test_an_fsq_tokenizer_saved_before_digit_heads_loads_its_one_softmax_acousti
     old = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS, acoustic_digits=False))
     assert old.acoustic.classes == old.config.codebook_size
     completed = old.complete(old.encode(clip))
-    save_tokenizer(old, tmp_path / "speech")
-    path = tmp_path / "speech" / "config.json"
-    config = json.loads(path.read_text())
-    del config["acoustic_digits"], config["digit_decisions"]  # saved before the settings existed
-    path.write_text(json.dumps(config))
-    loaded = load_tokenizer(tmp_path / "speech")
+    loaded = _saved_before(old, tmp_path / "speech", "acoustic_digits", "digit_decisions")
     assert torch.equal(loaded.complete(loaded.encode(clip)), completed)
     new = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS))  # what new tokenizers train
     assert new.acoustic.config.digits == (4, 8) and new.acoustic.classes == 12
