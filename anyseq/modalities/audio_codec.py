@@ -16,8 +16,9 @@ Data flow, one latent frame per `sample_rate / frame_rate` samples:
       -> log |STFT| (B, F, T*S)          F = n_fft/2 + 1 bins (or `mels` bands), S = STFT frames per latent frame
       -> standardised per bin            statistics fitted on training audio
       -> encoder (B, T, D)               S stacked STFT frames -> residual conv blocks -> D
-      -> residual quantizer (vector-quantize-pytorch's ResidualVQ, or ResidualFSQ through
-         `ResidualFSQQuantizer`): codes (B, K, T), level vectors (K, B, T, D)
+      -> quantizer (vector-quantize-pytorch's ResidualVQ; ResidualFSQ through `ResidualFSQQuantizer`;
+         FSQ with one group per level through `GroupedFSQQuantizer`): codes (B, K, T), level
+         vectors (K, B, T, D) that sum to the quantized latent
       -> decoder (B, F, T*S)             predicted log |STFT|
       -> |STFT| (mel bands: their pseudo-inverse) -> Griffin-Lim (B, T * samples_per_frame)
 
@@ -49,7 +50,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional as F
-from vector_quantize_pytorch import ResidualFSQ, ResidualVQ
+from vector_quantize_pytorch import FSQ, ResidualFSQ, ResidualVQ
 
 LOG_FLOOR = 1e-4  # magnitudes are normalised so a full-scale sine peaks near 0.5; -80 dB is silence
 
@@ -69,8 +70,10 @@ class CodecConfig:
     # "rvq": residual VQ with EMA codebooks, k-means start and dead-code re-seeding (music). "fsq": residual
     # finite scalar quantization (Mentzer et al. 2023), `fsq_levels` per level, no codebook to learn (speech:
     # see SpeechConfig.quantizer for the measurement)
-    quantizer: Literal["rvq", "fsq"] = "rvq"
-    fsq_levels: tuple[int, ...] = ()  # "fsq": their product is codebook_size
+    # "fsq_groups": every level its own FSQ group of len(fsq_levels) dimensions, side by side, not residual:
+    # residual FSQ refines the same len(fsq_levels) dimensions level after level
+    quantizer: Literal["rvq", "fsq", "fsq_groups"] = "rvq"
+    fsq_levels: tuple[int, ...] = ()  # "fsq", "fsq_groups": their product is codebook_size
     commitment_weight: float = 0.25  # "rvq" only, as are the next three
     ema_decay: float = 0.95  # codebook EMA; low because the tiny budget is a few thousand steps
     dead_code_threshold: float = 2.0  # a code used less (EMA count) is re-seeded from the batch
@@ -99,9 +102,9 @@ class CodecConfig:
         if self.num_codebooks < 1 or self.codebook_size < 2:
             raise ValueError(f"need num_codebooks >= 1 and codebook_size >= 2, got {self}")
         self.fsq_levels = tuple(self.fsq_levels)  # JSON gives a list
-        if self.quantizer not in ("rvq", "fsq"):
-            raise ValueError(f"quantizer {self.quantizer!r}: 'rvq' or 'fsq'")
-        if self.quantizer == "fsq" and math.prod(self.fsq_levels) != self.codebook_size:
+        if self.quantizer not in ("rvq", "fsq", "fsq_groups"):
+            raise ValueError(f"quantizer {self.quantizer!r}: 'rvq', 'fsq' or 'fsq_groups'")
+        if self.quantizer != "rvq" and math.prod(self.fsq_levels) != self.codebook_size:
             raise ValueError(
                 f"fsq_levels {list(self.fsq_levels)} must multiply to codebook_size {self.codebook_size}"
             )
@@ -194,6 +197,39 @@ class ResidualFSQQuantizer(nn.Module):
         return self.fsq.get_output_from_indices(indices)
 
 
+class GroupedFSQQuantizer(nn.Module):
+    """vector-quantize-pytorch's `FSQ` with one codebook per level, behind the calls the codec
+    makes of `ResidualVQ`: the latent is projected to K groups of len(levels) bounded
+    dimensions, each rounded to its grid, so K levels code K * len(levels) dimensions."""
+
+    def __init__(self, dim: int, levels: tuple[int, ...], num_quantizers: int) -> None:
+        super().__init__()
+        self.groups = num_quantizers
+        self.fsq = FSQ(levels=list(levels), dim=dim, num_codebooks=num_quantizers)
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, return_all_codes: bool = False
+    ) -> tuple[Tensor, ...]:
+        """As `ResidualFSQQuantizer.forward`; level k's vector is what group k adds to the output
+        (the output projection's bias goes to level 1)."""
+        fsq = self.fsq
+        z = rearrange(fsq.project_in(x), "b t (k d) -> b t k d", k=self.groups)
+        codes = fsq.quantize(z)  # (B, T, K, d), rounded with a straight-through gradient
+        indices = fsq.codes_to_indices(codes).long()  # (B, T, K)
+        weight = rearrange(fsq.project_out.weight, "o (k d) -> k o d", k=self.groups)
+        levels = torch.einsum("btkd,kod->kbto", codes, weight)  # (K, B, T, D)
+        levels = levels + F.pad(fsq.project_out.bias[None], (0, 0, 0, self.groups - 1))[:, None, None]
+        quantized = levels.sum(dim=0)
+        commitment = torch.zeros(self.groups, device=x.device)
+        if not return_all_codes:
+            return quantized, indices, commitment
+        return quantized, indices, commitment, levels
+
+    def get_output_from_indices(self, indices: Tensor) -> Tensor:
+        """indices (B, T, K) -> quantized (B, T, D)."""
+        return self.fsq.indices_to_codes(indices)
+
+
 class ResidualBlock(nn.Module):
     """x + conv(gelu(conv(norm(x)))), on (B, C, T)."""
 
@@ -273,6 +309,8 @@ class AudioCodec(nn.Module):
         self.quantizer = (
             ResidualFSQQuantizer(c.latent_dim, c.fsq_levels, c.num_codebooks)
             if c.quantizer == "fsq"
+            else GroupedFSQQuantizer(c.latent_dim, c.fsq_levels, c.num_codebooks)
+            if c.quantizer == "fsq_groups"
             else ResidualVQ(
                 dim=c.latent_dim,
                 num_quantizers=c.num_codebooks,

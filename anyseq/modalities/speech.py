@@ -71,12 +71,16 @@ class SpeechConfig:
     n_fft: int = 512  # 32 ms windows: speech changes faster than music's 64 ms windows follow
     stft_hop: int = 160
     latent_dim: int = 64  # the acoustic branch's quantizer width
-    # levels 2..K: residual FSQ with 8 x 8 x 8 = codebook_size grid points per level, or residual VQ ("rvq",
-    # `CodecConfig`). Measured on AnyWorld tiny, the codec alone in its 4.9-minute share, all-level
-    # reconstructions of 80 test clips, speaker judge / CTC WER: RVQ 0.175 / 0.36 (1,500 steps; with K = 8
-    # levels 0.16 / 0.35), FSQ 0.325 / 0.125 (1,500 steps, done in 4.2 minutes); no quantizer at all
-    # 0.825 / 0.035, the judges on the true log mels through Griffin-Lim 0.84 / 0.025
-    quantizer: Literal["rvq", "fsq"] = "fsq"
+    # levels 2..K: FSQ with 8 x 8 x 8 = codebook_size grid points per level, each level its own three
+    # dimensions ("fsq_groups"); residual FSQ ("fsq", every level refines the same three); or residual VQ
+    # ("rvq", `CodecConfig`). Measured on AnyWorld tiny, all-level reconstructions of 80 test clips,
+    # speaker judge / CTC WER. The codec alone in its 4.9-minute share: RVQ 0.175 / 0.36 (1,500 steps; with
+    # K = 8 levels 0.16 / 0.35), residual FSQ 0.325 / 0.125 (1,500 steps); no quantizer at all 0.825 / 0.035,
+    # the judges on the true log mels through Griffin-Lim 0.84 / 0.025. The whole tiny preset: FSQ groups
+    # 0.80 / 0.087 (1,882 codec steps), through the acoustic model with the clip's own voice 0.54 / 0.26,
+    # cloned pairs in the prompt's voice 0.45; residual FSQ (48 clips) 0.375 / 0.14, 0.23 / 0.28, 0.13;
+    # K = 5 groups 0.79 / 0.077, but 0.36 / 0.34 and 0.34 through the acoustic model
+    quantizer: Literal["rvq", "fsq", "fsq_groups"] = "fsq_groups"
     fsq_levels: list[int] = field(default_factory=lambda: [8, 8, 8])
     hidden: int = 256  # conv channels of the acoustic encoder and the decoder
     blocks: int = 3
@@ -88,10 +92,10 @@ class SpeechConfig:
     phonemes: str = ""  # CTC units, set from the training transcripts (`phoneme_units`)
     ctc_upsample: int = 4  # CTC outputs per level-1 frame (phonemes come faster than 25 Hz)
     level_dropout: float = 0.0  # share of examples decoded from fewer levels (1..K-1); see _levels_kept
-    acoustic_dim: int = 192
+    acoustic_dim: int = 256  # measured against 192: see SpeechTrainConfig.preset("tiny")
     acoustic_layers: int = 4
     acoustic_heads: int = 4
-    acoustic_ff: int = 512
+    acoustic_ff: int = 1024
     # FSQ levels: the acoustic model embeds and predicts each code's digits (AcousticConfig.digits), and
     # decides them per level 2..K by their mode or their rounded mean. Measured on AnyWorld tiny, one codec
     # (so only the acoustic model differs), 48 test clips, level 1 + the acoustic model with a prompt of the
@@ -176,7 +180,7 @@ class SpeechConfig:
     @property
     def acoustic_digit_levels(self) -> tuple[int, ...]:
         """The FSQ grid sizes the acoustic model predicts digit by digit; () for one softmax over the codes."""
-        return tuple(self.fsq_levels) if self.quantizer == "fsq" and self.acoustic_digits else ()
+        return tuple(self.fsq_levels) if self.quantizer != "rvq" and self.acoustic_digits else ()
 
     @property
     def num_codebooks(self) -> int:

@@ -72,12 +72,19 @@ class SpeechTrainConfig:
         if name == "tiny":
             return cls(
                 # the log-mel codec with FSQ levels steps about 7 times a second on 2 idle cores (5 with
-                # residual VQ): the 4.9 minutes of the codec's share run about 2,000 of these
+                # residual VQ): the 4.5 minutes of the codec's share run about 1,900 of these
                 codec=AudioTrainConfig(
                     steps=2000, batch_size=16, crop_seconds=None, learning_rate=2e-3, epoch_steps=300
                 ),
-                acoustic=AcousticTrainConfig(),
-                # about 7 minutes on 2 idle cores; on a busy machine the limit keeps the run within 8
+                # the acoustic model (SpeechConfig.acoustic_dim) steps about 6.5 times a second: its
+                # share (the rest of the limit, about 2.8 minutes) runs about 1,100 of these. Measured on
+                # one FSQ-groups codec, 80 test clips, with the clip's own voice speaker judge / CTC WER
+                # and the share of cloned pairs in the prompt's voice: width 192 and 1,200 steps
+                # (114 s) 0.54 / 0.26, 0.45; 2,000 steps (191 s) 0.56 / 0.28, 0.50; width 256 and
+                # 1,400 steps (233 s) 0.625 / 0.245, 0.54
+                acoustic=AcousticTrainConfig(steps=1400),
+                codec_share=0.6,
+                # about 7.5 minutes on 2 idle cores; on a busy machine the limit keeps the run within 8
                 max_minutes=7.5,
             )
         if name == "test":

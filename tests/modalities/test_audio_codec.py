@@ -80,12 +80,13 @@ FSQ = CodecConfig(**{**TINY.__dict__, "quantizer": "fsq", "fsq_levels": (4, 4)})
 def test_fsq_levels_must_make_the_codebook():
     with pytest.raises(ValueError, match=r"fsq_levels \[4, 8\] must multiply to codebook_size 16"):
         CodecConfig(**{**TINY.__dict__, "quantizer": "fsq", "fsq_levels": (4, 8)})
-    with pytest.raises(ValueError, match="quantizer 'pq': 'rvq' or 'fsq'"):
+    with pytest.raises(ValueError, match="quantizer 'pq': 'rvq', 'fsq' or 'fsq_groups'"):
         CodecConfig(**{**TINY.__dict__, "quantizer": "pq"})
 
 
-def test_fsq_levels_add_up_to_the_codes_and_level_one_trains_the_encoder():
-    codec = AudioCodec(FSQ)
+@pytest.mark.parametrize("quantizer", ["fsq", "fsq_groups"])
+def test_fsq_levels_add_up_to_the_codes_and_level_one_trains_the_encoder(quantizer):
+    codec = AudioCodec(CodecConfig(**{**FSQ.__dict__, "quantizer": quantizer}))
     audio = torch.from_numpy(np.stack([tone(60, 0.5), tone(67, 0.5)]))
     output = codec(audio, lengths=torch.tensor([8000, 3000]))
     assert output.codes.shape == (2, 3, 13) and output.codes.dtype == torch.long
@@ -110,6 +111,25 @@ def test_fsq_levels_add_up_to_the_codes_and_level_one_trains_the_encoder():
     codes = codec.encode(audio[:1])
     magnitude = codec.decode_magnitude(codes)
     torch.testing.assert_close(magnitude, codec.to_magnitude(output.log_magnitude[:1]), rtol=1e-4, atol=1e-6)
+
+
+def test_fsq_groups_code_side_by_side_dimensions_where_residual_fsq_refines_the_same_ones():
+    latents = 3 * torch.randn(4, 50, 8)
+    widths = {}
+    for quantizer in ("fsq", "fsq_groups"):
+        codec = AudioCodec(CodecConfig(**{**FSQ.__dict__, "quantizer": quantizer}))
+        with torch.no_grad():
+            *_, levels = codec.quantizer(latents, return_all_codes=True)  # (K, B, T, D)
+        outputs = levels.sum(dim=0).flatten(0, 1)
+        widths[quantizer] = int(torch.linalg.matrix_rank(outputs - outputs.mean(dim=0)))
+        if quantizer == "fsq_groups":  # each level moves the output only along its own group's columns
+            weight = codec.quantizer.fsq.project_out.weight.detach()  # (D, K * 2)
+            for k in range(FSQ.num_codebooks):
+                own = weight[:, 2 * k : 2 * k + 2]
+                moved = levels[k].flatten(0, 1) - levels[k].flatten(0, 1).mean(0)
+                residual = moved - moved @ own @ torch.linalg.pinv(own)
+                assert float(residual.abs().max()) < 1e-4
+    assert widths == {"fsq": 2, "fsq_groups": 2 * FSQ.num_codebooks}  # 2 = len(fsq_levels)
 
 
 def test_encode_decode_is_deterministic_with_whole_frames():

@@ -11,6 +11,7 @@ import torch
 
 from anyseq.media import Audio, MediaError
 from anyseq.modalities import ModalityTokenizer, build_tokenizer, load_tokenizer, save_tokenizer
+from anyseq.modalities.audio_codec import ResidualFSQQuantizer
 from anyseq.modalities.speech import PhonemeCTC, SpeechConfig, SpeechTokenizer, phoneme_units
 from anyseq.tokenizers.audio_train import CodecBatch
 from anyseq.world.speech import synthesize
@@ -114,14 +115,15 @@ def test_a_tokenizer_saved_before_fsq_loads_its_residual_vq(tmp_path, clip):
     loaded = _saved_before(rvq, tmp_path / "speech", "quantizer", "fsq_levels")
     assert loaded.codec.core.config.quantizer == "rvq"
     assert torch.equal(loaded.encode_levels(clip), codes)
-    assert SpeechConfig.preset("tiny").quantizer == "fsq"  # what new tokenizers train
+    assert SpeechConfig.preset("tiny").quantizer == "fsq_groups"  # what new tokenizers train
 
 
 def test_an_fsq_tokenizer_saved_before_digit_heads_loads_its_one_softmax_acoustic_model(tmp_path, clip):
-    old = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS, acoustic_digits=False))
+    old = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS, quantizer="fsq", acoustic_digits=False))
     assert old.acoustic.classes == old.config.codebook_size
     completed = old.complete(old.encode(clip))
     loaded = _saved_before(old, tmp_path / "speech", "acoustic_digits", "digit_decisions")
+    assert isinstance(loaded.codec.core.quantizer, ResidualFSQQuantizer)  # its levels stay residual
     assert torch.equal(loaded.complete(loaded.encode(clip)), completed)
     new = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS))  # what new tokenizers train
     assert new.acoustic.config.digits == (4, 8) and new.acoustic.classes == 12
