@@ -218,9 +218,9 @@ class GroupedFSQQuantizer(nn.Module):
         indices = fsq.codes_to_indices(codes).long()  # (B, T, K)
         weight = rearrange(fsq.project_out.weight, "o (k d) -> k o d", k=self.groups)
         levels = torch.einsum("btkd,kod->kbto", codes, weight)  # (K, B, T, D)
-        levels = levels + F.pad(fsq.project_out.bias[None], (0, 0, 0, self.groups - 1))[:, None, None]
+        levels = torch.cat([levels[:1] + fsq.project_out.bias, levels[1:]])
         quantized = levels.sum(dim=0)
-        commitment = torch.zeros(self.groups, device=x.device)
+        commitment = x.new_zeros(self.groups)
         if not return_all_codes:
             return quantized, indices, commitment
         return quantized, indices, commitment, levels
@@ -228,6 +228,25 @@ class GroupedFSQQuantizer(nn.Module):
     def get_output_from_indices(self, indices: Tensor) -> Tensor:
         """indices (B, T, K) -> quantized (B, T, D)."""
         return self.fsq.indices_to_codes(indices)
+
+
+def _quantizer(c: CodecConfig) -> nn.Module:
+    """The quantizer `c.quantizer` names, with the calls of `ResidualVQ` (see `ResidualFSQQuantizer`)."""
+    if c.quantizer == "fsq":
+        return ResidualFSQQuantizer(c.latent_dim, c.fsq_levels, c.num_codebooks)
+    if c.quantizer == "fsq_groups":
+        return GroupedFSQQuantizer(c.latent_dim, c.fsq_levels, c.num_codebooks)
+    return ResidualVQ(
+        dim=c.latent_dim,
+        num_quantizers=c.num_codebooks,
+        codebook_size=c.codebook_size,
+        decay=c.ema_decay,
+        commitment_weight=c.commitment_weight,
+        kmeans_init=True,  # first batch seeds the codebooks: no dead start
+        kmeans_iters=10,
+        threshold_ema_dead_code=c.dead_code_threshold,
+        quantize_dropout=c.quantizer_dropout,
+    )
 
 
 class ResidualBlock(nn.Module):
@@ -306,23 +325,7 @@ class AudioCodec(nn.Module):
         self.register_buffer("feature_std", torch.full((c.features,), 2.5))
         frame_features = c.features * c.stft_per_frame
         self.encoder = _stack(frame_features, c.hidden, c.latent_dim, c.blocks, c.kernel_size)
-        self.quantizer = (
-            ResidualFSQQuantizer(c.latent_dim, c.fsq_levels, c.num_codebooks)
-            if c.quantizer == "fsq"
-            else GroupedFSQQuantizer(c.latent_dim, c.fsq_levels, c.num_codebooks)
-            if c.quantizer == "fsq_groups"
-            else ResidualVQ(
-                dim=c.latent_dim,
-                num_quantizers=c.num_codebooks,
-                codebook_size=c.codebook_size,
-                decay=c.ema_decay,
-                commitment_weight=c.commitment_weight,
-                kmeans_init=True,  # first batch seeds the codebooks: no dead start
-                kmeans_iters=10,
-                threshold_ema_dead_code=c.dead_code_threshold,
-                quantize_dropout=c.quantizer_dropout,
-            )
-        )
+        self.quantizer = _quantizer(c)
         self.decoder = _stack(c.latent_dim, c.hidden, frame_features, c.blocks, c.kernel_size)
         # start from the mean spectrum (see fit_feature_statistics), not from random loudness
         nn.init.zeros_(self.decoder[-1].weight)

@@ -126,7 +126,8 @@ def test_fsq_groups_code_side_by_side_dimensions_where_residual_fsq_refines_the_
             weight = codec.quantizer.fsq.project_out.weight.detach()  # (D, K * 2)
             for k in range(FSQ.num_codebooks):
                 own = weight[:, 2 * k : 2 * k + 2]
-                moved = levels[k].flatten(0, 1) - levels[k].flatten(0, 1).mean(0)
+                moved = levels[k].flatten(0, 1)
+                moved = moved - moved.mean(dim=0)
                 residual = moved - moved @ own @ torch.linalg.pinv(own)
                 assert float(residual.abs().max()) < 1e-4
     assert widths == {"fsq": 2, "fsq_groups": 2 * FSQ.num_codebooks}  # 2 = len(fsq_levels)
