@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -128,6 +129,26 @@ def test_an_fsq_tokenizer_saved_before_digit_heads_loads_its_one_softmax_acousti
     new = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS))  # what new tokenizers train
     assert new.acoustic.config.digits == (4, 8) and new.acoustic.classes == 12
     assert new.acoustic.config.digit_decisions == ("mean", "mode")
+
+
+def test_a_tokenizer_saved_before_the_wider_ctc_head_loads_its_head(tmp_path):
+    old = SpeechTokenizer(SpeechConfig.preset("test", phonemes=UNITS, ctc_hidden=128))
+    loaded = _saved_before(old, tmp_path / "speech", "ctc_hidden")
+    assert loaded.ctc.conv.out_channels == 128
+    features = torch.randn(1, 5, old.config.content_dim)
+    assert torch.equal(loaded.ctc.log_probs(features), old.ctc.log_probs(features))
+    assert SpeechConfig.preset("tiny").ctc_hidden == 256  # what new tokenizers train
+
+
+def test_level1_passes_gradients_straight_through(tokenizer):
+    """The content quantizer hands the encoder exactly the gradient of its output (no rotation)."""
+    quantizer = copy.deepcopy(tokenizer.codec.content_quantizer).train()  # training updates the codebook
+    latents = torch.randn(2, 6, tokenizer.config.content_dim, requires_grad=True)
+    weights = torch.randn(2, 6, tokenizer.config.content_dim)
+    quantized, codes, _ = quantizer(latents)
+    assert not torch.equal(quantized, latents)  # the codes are a real bottleneck
+    (quantized * weights).sum().backward()
+    assert torch.allclose(latents.grad, weights)
 
 
 def test_phoneme_units_drop_stress_marks():
