@@ -11,7 +11,7 @@ AnySeq's codec, built on the shared audio codec core (`audio_codec.py`):
                       -> VQ (straight-through gradients): level 1 codes (B, T), features q1 (B, T, Dc)
                       trained only by a CTC head predicting espeak-ng's phonemes
       acoustic branch: core encoder (B, T, D) - prior, prior = Linear(q1, detached)
-                      -> residual FSQ: levels 2..K (B, K-1, T)                 [core]
+                      -> FSQ, one group per level: levels 2..K (B, K-1, T)     [core]
       decoder(prior + levels 2..K) -> log mels -> |STFT| -> Griffin-Lim -> audio  [core]
 
 Level 1 never receives a reconstruction gradient: it keeps what the phonemes need and
