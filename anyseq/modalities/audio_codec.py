@@ -230,6 +230,18 @@ class GroupedFSQQuantizer(nn.Module):
         return self.fsq.indices_to_codes(indices)
 
 
+def ema_codebook_settings(c: CodecConfig) -> dict:
+    """vector-quantize-pytorch settings of an EMA codebook: the "rvq" levels here, speech's level 1."""
+    return {
+        "codebook_size": c.codebook_size,
+        "decay": c.ema_decay,
+        "commitment_weight": c.commitment_weight,
+        "kmeans_init": True,  # first batch seeds the codebooks: no dead start
+        "kmeans_iters": 10,
+        "threshold_ema_dead_code": c.dead_code_threshold,
+    }
+
+
 def _quantizer(c: CodecConfig) -> nn.Module:
     """The quantizer `c.quantizer` names, with the calls of `ResidualVQ` (see `ResidualFSQQuantizer`)."""
     if c.quantizer == "fsq":
@@ -239,13 +251,8 @@ def _quantizer(c: CodecConfig) -> nn.Module:
     return ResidualVQ(
         dim=c.latent_dim,
         num_quantizers=c.num_codebooks,
-        codebook_size=c.codebook_size,
-        decay=c.ema_decay,
-        commitment_weight=c.commitment_weight,
-        kmeans_init=True,  # first batch seeds the codebooks: no dead start
-        kmeans_iters=10,
-        threshold_ema_dead_code=c.dead_code_threshold,
         quantize_dropout=c.quantizer_dropout,
+        **ema_codebook_settings(c),
     )
 
 

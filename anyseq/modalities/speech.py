@@ -49,6 +49,7 @@ from anyseq.modalities.audio_codec import (
     CodecConfig,
     CodecOutput,
     _stack,
+    ema_codebook_settings,
     reconstruction_losses,
 )
 from anyseq.modalities.base import ModalitySpec
@@ -274,12 +275,7 @@ class SpeechCodec(nn.Module):
         )
         self.content_quantizer = VectorQuantize(
             dim=config.content_dim,
-            codebook_size=config.codebook_size,
-            decay=c.ema_decay,
-            commitment_weight=c.commitment_weight,
-            kmeans_init=True,
-            kmeans_iters=10,
-            threshold_ema_dead_code=c.dead_code_threshold,
+            **ema_codebook_settings(c),  # c.codebook_size is config.codebook_size
             # plain straight-through gradients: the rotation trick (the library's default) left level 1
             # at CTC loss 0.30 / 0.37 (phoneme error 0.11 / 0.13 greedy from the head) after 2,000 steps of
             # the content branch alone on AnyWorld tiny, two seeds, 200 test clips; straight-through
