@@ -373,7 +373,8 @@ class PhonemeCTC(nn.Module):
     `labels["phonemes"]`. Each level-1 frame yields `upsample` CTC outputs.
     """
 
-    def __init__(self, units: str, dim: int, upsample: int, hidden: int = 128) -> None:
+    def __init__(self, units: str, dim: int, upsample: int, hidden: int) -> None:
+        """`hidden`: the conv channels, `SpeechConfig.ctc_hidden` (its one default)."""
         super().__init__()
         if not units:
             raise ValueError("PhonemeCTC needs a non-empty unit inventory (SpeechConfig.phonemes)")

@@ -260,7 +260,7 @@ def test_config_errors_name_the_setting():
     with pytest.raises(ValueError, match="must be a multiple of frame_rate"):
         SpeechConfig(frame_rate=30)
     with pytest.raises(ValueError, match="non-empty unit inventory"):
-        PhonemeCTC("", 8, 2)
+        PhonemeCTC("", 8, 2, 16)
     with pytest.raises(ValueError, match="mels 80 must equal content_mels 64"):
         SpeechConfig(mels=80)
 
