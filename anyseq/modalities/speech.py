@@ -77,10 +77,11 @@ class SpeechConfig:
     # ("rvq", `CodecConfig`). Measured on AnyWorld tiny, all-level reconstructions of 80 test clips,
     # speaker judge / CTC WER. The codec alone in its 4.9-minute share: RVQ 0.175 / 0.36 (1,500 steps; with
     # K = 8 levels 0.16 / 0.35), residual FSQ 0.325 / 0.125 (1,500 steps); no quantizer at all 0.825 / 0.035,
-    # the judges on the true log mels through Griffin-Lim 0.84 / 0.025. The whole tiny preset: FSQ groups
-    # 0.80 / 0.087 (1,882 codec steps), through the acoustic model with the clip's own voice 0.54 / 0.26,
-    # cloned pairs in the prompt's voice 0.45; residual FSQ (48 clips) 0.375 / 0.14, 0.23 / 0.28, 0.13;
-    # K = 5 groups 0.79 / 0.077, but 0.36 / 0.34 and 0.34 through the acoustic model
+    # the judges on the true log mels through Griffin-Lim 0.84 / 0.025 (0.95 / 0.022 on 2026-12-06: see
+    # `mels`). The whole tiny preset: FSQ groups 0.80 / 0.087 (1,882 codec steps), through the acoustic
+    # model with the clip's own voice 0.54 / 0.26, cloned pairs in the prompt's voice 0.45; residual FSQ
+    # (48 clips) 0.375 / 0.14, 0.23 / 0.28, 0.13; K = 5 groups 0.79 / 0.077, but 0.36 / 0.34 and 0.34
+    # through the acoustic model
     quantizer: Literal["rvq", "fsq", "fsq_groups"] = "fsq_groups"
     fsq_levels: list[int] = field(default_factory=lambda: [8, 8, 8])
     hidden: int = 256  # conv channels of the acoustic encoder and the decoder
@@ -118,7 +119,12 @@ class SpeechConfig:
     # alone, 60 test clips, WER PocketSphinx / CTC of all-level reconstructions: STFT bins with n_fft 1024
     # 0.40 / 0.60 (718 steps in 4 minutes); 80 mels 0.16 / 0.45 (900 steps); 64 mels with n_fft 512
     # 0.09 / 0.38 (900 steps, 173 s), 0.07 / 0.31 (1,341 steps, 4.9 minutes). Griffin-Lim from the true
-    # 80 mels through the pseudo-inverse: 0.07 / 0.06
+    # 80 mels through the pseudo-inverse: 0.07 / 0.06. The waveform path keeps the voice: on 2026-12-06, 150
+    # test clips, speaker judge / WER PocketSphinx / CTC, the true 64 log mels through this codec's own
+    # inversion (pseudo-inverse, 32 Griffin-Lim iterations; the "vocoder" condition of `anyseq tokenizer
+    # eval speech`) 0.95 / 0.042 / 0.022, the originals 0.98 / 0.061 / 0.020, Griffin-Lim from the true
+    # |STFT| 0.97 / 0.057 / 0.027 (librosa's NNLS mel inversion 0.94). What all-level reconstructions lose
+    # of the voice (0.73) goes in the codec's quantizer and decoder, not in the mel bands or the phase
     mels: int = 64
 
     def __post_init__(self) -> None:

@@ -7,6 +7,8 @@ This harness measures every stage of that path on a split's real clips:
 - "original": the clips themselves (each judge's ceiling);
 - "griffin_lim": librosa's Griffin-Lim from the clips' true magnitudes (the reference
   waveform method);
+- "vocoder": the clips' true log features (mel bands) through the codec's own inversion
+  and Griffin-Lim, no quantizer or decoder: what the waveform path alone loses;
 - "all_levels": decode(encode(clip)) with all K levels;
 - "level1_own_voice": level 1 + a prompt of another clip by the same voice, through the
   acoustic model (what the language model's output becomes);
@@ -50,6 +52,16 @@ def griffin_lim_reference(clip: np.ndarray, sample_rate: int, n_fft: int, hop: i
     magnitude = np.abs(librosa.stft(clip, n_fft=n_fft, hop_length=hop))
     samples = librosa.griffinlim(magnitude, n_iter=iters, hop_length=hop, n_fft=n_fft, length=len(clip))
     return Audio(np.clip(samples, -1, 1).astype(np.float32), sample_rate)
+
+
+def vocoder_reference(tokenizer: SpeechTokenizer, clip: np.ndarray) -> Audio:
+    """The clip's true log features through the codec's own feature inversion and vocoder (the
+    "vocoder" condition): the waveform path with no quantizer and no decoder in the way."""
+    core = tokenizer.codec.core
+    with torch.inference_mode():
+        log_features = core.log_magnitude(torch.from_numpy(clip)[None])
+        samples = core.vocode(core.to_magnitude(log_features))[0, : len(clip)]
+    return Audio(samples.numpy(), tokenizer.config.sample_rate)
 
 
 def prompt_pairs(
@@ -146,6 +158,9 @@ def evaluate_on_clips(
         "griffin_lim": [
             griffin_lim_reference(x.samples, c.sample_rate, core.n_fft, core.stft_hop, core.griffin_lim_iters)
             for x in tqdm(clips, desc="griffin-lim", leave=False)
+        ],
+        "vocoder": [
+            vocoder_reference(tokenizer, x.samples) for x in tqdm(clips, desc="vocoder", leave=False)
         ],
         "all_levels": _decode(tokenizer, codes),
         "level1_own_voice": _complete_and_decode(tokenizer, level1, [prompt(j) for j in own]),

@@ -81,7 +81,13 @@ class SpeechTrainConfig:
                 # one FSQ-groups codec, 80 test clips, with the clip's own voice speaker judge / CTC WER
                 # and the share of cloned pairs in the prompt's voice: width 192 and 1,200 steps
                 # (114 s) 0.54 / 0.26, 0.45; 2,000 steps (191 s) 0.56 / 0.28, 0.50; width 256 and
-                # 1,400 steps (233 s) 0.625 / 0.245, 0.54
+                # 1,400 steps (233 s) 0.625 / 0.245, 0.54. On 2026-12-06 (a machine a third slower, 3.5-4.4
+                # steps a second), one codec, 150 test clips, own voice and cloned pairs in the prompt's
+                # voice: 4 minutes (740-980 steps), three seeds, 0.35-0.46 and 0.27-0.37 (means 0.39 and
+                # 0.33); 11 minutes (2,800 steps) 0.47 and 0.39. Three and a half times the steps buy 6
+                # points of cloning: its training time is not what holds cloning back. Tried and not kept:
+                # a voice vector (an MLP of the prompt frames' mean embedding) added to every frame, means
+                # 0.43 and 0.37 over the same seeds, 0.44 and 0.36 at 11 minutes
                 acoustic=AcousticTrainConfig(steps=1400),
                 codec_share=0.6,
                 # about 7.5 minutes on 2 idle cores; on a busy machine the limit keeps the run within 8

@@ -10,9 +10,14 @@ import torch
 
 from anyseq.judges.speech import RecognizerConfig, SpeechJudges
 from anyseq.modalities import load_tokenizer
-from anyseq.modalities.speech import SpeechTokenizer
+from anyseq.modalities.speech import SpeechConfig, SpeechTokenizer
 from anyseq.tokenizers.audio_train import Clip, scheduled_learning_rate
-from anyseq.tokenizers.speech_eval import done_when, evaluate_speech_tokenizer, prompt_pairs
+from anyseq.tokenizers.speech_eval import (
+    done_when,
+    evaluate_speech_tokenizer,
+    prompt_pairs,
+    vocoder_reference,
+)
 from anyseq.tokenizers.speech_probe import probe_levels
 from anyseq.tokenizers.speech_train import (
     AcousticTrainConfig,
@@ -115,12 +120,30 @@ def test_train_resume_and_evaluate_on_micro_world(micro_world, tmp_path):
     assert saved["split"] == "test" and saved["clips"] == 3
     conditions = saved["conditions"]
     assert set(conditions) == {
-        "original", "griffin_lim", "all_levels", "level1_own_voice", "level1_default_voice", "cloned"
+        "original", "griffin_lim", "vocoder", "all_levels", "level1_own_voice", "level1_default_voice",
+        "cloned"
     }  # fmt: skip
     assert 0 <= conditions["original"]["wer_pocketsphinx"] <= 1
     assert "prompt_voice_share" in conditions["cloned"]
     assert set(saved["probe"]["speaker_accuracy"]) == {"level1", "level2", "level3", "levels2-3", "all"}
     assert set(report["done_when"]) == set(done_when(report))
+
+
+def test_vocoder_reference_keeps_the_clip_and_its_spectrum(micro_world):
+    """The true log mels through the codec's inversion and Griffin-Lim come back as the same clip's
+    spectrum (no weights involved), far closer to it than to another clip's."""
+    tokenizer = SpeechTokenizer(SpeechConfig.preset("test", griffin_lim_iters=16))
+    first, second = read_clips(micro_world, "test", 16000)[:2]
+    out = vocoder_reference(tokenizer, first.samples)
+    assert out.samples.shape == first.samples.shape and out.sample_rate == 16000
+
+    def log_mels(samples: np.ndarray) -> torch.Tensor:
+        n = min(len(first.samples), len(second.samples))
+        return tokenizer.codec.core.log_magnitude(torch.from_numpy(np.ascontiguousarray(samples[:n]))[None])
+
+    own = (log_mels(out.samples) - log_mels(first.samples)).abs().mean()
+    other = (log_mels(second.samples) - log_mels(first.samples)).abs().mean()
+    assert own < 0.5 * other, f"vocoded clip {own:.2f} from its original, another clip {other:.2f}"
 
 
 def test_read_clips_names_a_missing_split(micro_world):
