@@ -122,9 +122,10 @@ class SpeechConfig:
     # 80 mels through the pseudo-inverse: 0.07 / 0.06. The waveform path keeps the voice: on 2026-12-06, 150
     # test clips, speaker judge / WER PocketSphinx / CTC, the true 64 log mels through this codec's own
     # inversion (pseudo-inverse, 32 Griffin-Lim iterations; the "vocoder" condition of `anyseq tokenizer
-    # eval speech`) 0.95 / 0.042 / 0.022, the originals 0.98 / 0.061 / 0.020, Griffin-Lim from the true
-    # |STFT| 0.97 / 0.057 / 0.027 (librosa's NNLS mel inversion 0.94). What all-level reconstructions lose
-    # of the voice (0.73) goes in the codec's quantizer and decoder, not in the mel bands or the phase
+    # eval speech`) 0.95 / 0.042 / 0.022, the originals 0.98 / 0.061 / 0.020, librosa's Griffin-Lim from the
+    # true |STFT| 0.97-0.98 / 0.051-0.058 / 0.026-0.027 (two runs; it starts from a random phase). What
+    # all-level reconstructions lose of the voice (0.73) goes in the codec's quantizer and decoder, not in
+    # the mel bands or the phase
     mels: int = 64
 
     def __post_init__(self) -> None:
