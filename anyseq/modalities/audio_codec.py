@@ -196,6 +196,11 @@ class ResidualFSQQuantizer(nn.Module):
         """indices (B, T, K) -> quantized (B, T, D)."""
         return self.fsq.get_output_from_indices(indices)
 
+    @property
+    def codebooks(self) -> Tensor:
+        """Each level's grid points, (K, codebook_size, len(levels)), as `ResidualVQ.codebooks`."""
+        return self.fsq.codebooks
+
 
 class GroupedFSQQuantizer(nn.Module):
     """vector-quantize-pytorch's `FSQ` with one codebook per level, behind the calls the codec
@@ -228,6 +233,12 @@ class GroupedFSQQuantizer(nn.Module):
     def get_output_from_indices(self, indices: Tensor) -> Tensor:
         """indices (B, T, K) -> quantized (B, T, D)."""
         return self.fsq.indices_to_codes(indices)
+
+    @property
+    def codebooks(self) -> Tensor:
+        """Each level's grid points, (K, codebook_size, len(levels)), as `ResidualVQ.codebooks`
+        (every group rounds to the same grid; the output projection tells them apart)."""
+        return self.fsq.implicit_codebook.expand(self.groups, -1, -1)
 
 
 def ema_codebook_settings(c: CodecConfig) -> dict:

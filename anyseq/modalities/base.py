@@ -112,6 +112,16 @@ class ModalityTokenizer(Protocol):
     def save(self, directory: str | Path) -> None: ...
 
 
+def code_vectors(tokenizer: ModalityTokenizer) -> torch.Tensor | None:
+    """What each of the modality's vocabulary ids stands for inside its tokenizer: (spec.size, D),
+    in local-id order (level-major for K > 1), e.g. an FSQ code's grid point or a VQ codebook
+    row. Optional in the protocol (a tokenizer's `code_vectors()` method): None where the
+    tokenizer has none. The language model's embeddings may start from them
+    (`anyseq.training.init.embed_codes`)."""
+    method = getattr(tokenizer, "code_vectors", None)
+    return None if method is None else method().detach().float().cpu()
+
+
 def _implementation(kind: str) -> type:
     if kind not in TOKENIZERS:
         raise ValueError(f"unknown tokenizer kind {kind!r}; known: {sorted(TOKENIZERS)}")

@@ -304,6 +304,10 @@ class VQImageTokenizer:
     def spec(self) -> ModalitySpec:
         return ModalitySpec(self.name, 1, self.codebook_size, tokens_per_item=self.config.tokens_per_image)
 
+    def code_vectors(self) -> Tensor:
+        """Each code's FSQ grid point, (codebook_size, len(levels)): what the decoder reads for it."""
+        return self.model.quantizer.implicit_codebook
+
     def prepare(self, media: Any) -> Image.Image:
         """Any accepted input (path, bytes, PIL, uint8 array) -> RGB `image_size` px square."""
         image = load_image(media, max_pixels=self.config.max_pixels)

@@ -175,6 +175,11 @@ class MusicTokenizer:
         atomic_write_bytes(directory / "model.safetensors", save(state))
         atomic_write_json(directory / "config.json", {"kind": self.kind, **self.config.to_dict()})
 
+    def code_vectors(self) -> torch.Tensor:
+        """Each level's codebook rows, level-major: (K x codebook_size, D) (see `code_vectors` in
+        `anyseq.modalities.base`)."""
+        return self.codec.quantizer.codebooks.flatten(0, 1)
+
     @property
     def spec(self) -> ModalitySpec:
         return ModalitySpec(

@@ -450,6 +450,11 @@ class SpeechTokenizer:
     def spec(self) -> ModalitySpec:
         return ModalitySpec(self.name, 1, self.codebook_size, max_frames=self.config.max_frames)
 
+    def code_vectors(self) -> torch.Tensor:
+        """Level 1's codebook, (codebook_size, content_dim): the content vectors the CTC head was
+        trained on (see `code_vectors` in `anyseq.modalities.base`)."""
+        return self.codec.content_quantizer.codebook
+
     def encode(self, media: Any) -> torch.LongTensor:
         """A path, bytes, `Audio` or array -> level-1 codes [1, T]."""
         return self.encode_levels(media)[:1]

@@ -40,6 +40,9 @@ def init_command(
     from_hf: FromHfOption = None,
     text_vocab_size: Annotated[int, typer.Option(help="BPE size when starting from scratch")] = 2048,
     seed: int = 0,
+    code_embeddings: Annotated[
+        bool, typer.Option(help="start the modality rows from the tokenizers' code vectors")
+    ] = True,
 ) -> None:
     """Make an untrained model directory: vocabulary (text + specials + modality ranges) and backbone."""
     from anyseq.training.init import init_model, world_texts
@@ -53,6 +56,7 @@ def init_command(
         from_hf=from_hf,
         text_vocab_size=text_vocab_size,
         seed=seed,
+        code_embeddings=code_embeddings,
     )
     typer.echo(f"model: {out}")
 

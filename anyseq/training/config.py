@@ -103,6 +103,9 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     task_ratios: dict[str, float] | None = None  # None: in proportion to each task's examples; 0: left out
+    # Stage 1 only: a packed block's examples attend only to themselves (positions restart with
+    # each example); False lets attention run across the block, as HF `group_texts` trains.
+    separate_examples: bool = False
     # An example longer than block_size: "error" before any compute, "skip" it, or "truncate"
     # it to its first block_size tokens; skipped or cut examples are counted per task in the
     # log and the run's summary.
@@ -266,6 +269,12 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             batch_size=8,
             warmup_fraction=0.03,
             task_ratios=ANYGPT_PRETRAIN_RATIOS,
+            # Each example attends only to itself, and (`anyseq.training.init.embed_codes`) the
+            # modality rows start from the tokenizers' code vectors. Together, on 2026-12-06, caption-only
+            # stage 1 under this 12-minute budget (two seeds each, 150 test scenes): colour read above
+            # chance after 200 steps (0.30 / 0.36 against 0.21 / 0.12) and attribute accuracy 0.46 / 0.48
+            # at the end against 0.43 / 0.44 (README, "how the language model starts").
+            separate_examples=True,
             eval_every=50,
             eval_examples=32,
             save_every=50,

@@ -224,6 +224,9 @@ class TrainSequence:
     ids: np.ndarray  # (L,) token ids
     loss_mask: np.ndarray  # (L,) True where the token is a training target
     task: np.ndarray  # (L,) index of each token's task in the split's sorted task names
+    # (L,) each token's position in its own example, for a packed block whose examples do not
+    # attend to each other (see `PackedStream`); None: positions 0..L-1, one attention span
+    position: np.ndarray | None = None
 
 
 class SequenceStream(Protocol):
@@ -254,10 +257,16 @@ class DialogueStream:
 
 
 class PackedStream:
-    """Stage 1: examples concatenated and cut into blocks of exactly `block_size` tokens."""
+    """Stage 1: examples concatenated and cut into blocks of exactly `block_size` tokens.
 
-    def __init__(self, split: TokenizedSplit, sampler: TaskSampler, block_size: int) -> None:
-        self.split, self.sampler, self.block_size = split, sampler, block_size
+    With `separate`, every token carries its position in its own example, and the model,
+    given those positions, lets no example attend to another (transformers' packed-sequence
+    mask); otherwise attention runs across the whole block, as HF `group_texts` trains."""
+
+    def __init__(
+        self, split: TokenizedSplit, sampler: TaskSampler, block_size: int, separate: bool = False
+    ) -> None:
+        self.split, self.sampler, self.block_size, self.separate = split, sampler, block_size, separate
         self.task_index = {task: i for i, task in enumerate(split.task_names)}
         self.carry: tuple[str, int, int] | None = None  # (task, example, offset) of a cut example
 
@@ -269,12 +278,14 @@ class PackedStream:
             ids, mask = self.split.tasks[task].example(example)
             take = min(len(ids) - offset, self.block_size - filled)
             index = np.full(take, self.task_index[task], dtype=np.int16)
-            pieces.append(TrainSequence(ids[offset : offset + take], mask[offset : offset + take], index))
+            position = np.arange(offset, offset + take) if self.separate else None
+            pieces.append(
+                TrainSequence(ids[offset : offset + take], mask[offset : offset + take], index, position)
+            )
             filled += take
             self.carry = (task, example, offset + take) if offset + take < len(ids) else None
-        return TrainSequence(
-            *(np.concatenate([getattr(p, f) for p in pieces]) for f in ("ids", "loss_mask", "task"))
-        )
+        fields = ("ids", "loss_mask", "task", "position") if self.separate else ("ids", "loss_mask", "task")
+        return TrainSequence(*(np.concatenate([getattr(p, f) for p in pieces]) for f in fields))
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler.state_dict(), "carry": list(self.carry) if self.carry else None}
@@ -285,10 +296,17 @@ class PackedStream:
 
 
 def make_stream(
-    stage: Stage, split: TokenizedSplit, ratios: Mapping[str, float] | None, seed: int, block_size: int
+    stage: Stage,
+    split: TokenizedSplit,
+    ratios: Mapping[str, float] | None,
+    seed: int,
+    block_size: int,
+    separate: bool = False,
 ) -> SequenceStream:
     sampler = TaskSampler({t: len(ex) for t, ex in split.tasks.items()}, resolve_ratios(split, ratios), seed)
-    return PackedStream(split, sampler, block_size) if stage == "pretrain" else DialogueStream(split, sampler)
+    if stage == "pretrain":
+        return PackedStream(split, sampler, block_size, separate)
+    return DialogueStream(split, sampler)
 
 
 @dataclass
@@ -300,6 +318,7 @@ class Batch:
     target_tasks: torch.Tensor  # (B, T): task index of each target, -1 where none
     attention_mask: torch.Tensor | None  # (B, T); None when no row is padded
     num_tokens: int  # tokens that are not padding
+    position_ids: torch.Tensor | None = None  # (B, T) positions within each example of packed rows
 
     @property
     def num_targets(self) -> int:
@@ -307,12 +326,14 @@ class Batch:
 
     def to(self, device: torch.device) -> Batch:
         mask = None if self.attention_mask is None else self.attention_mask.to(device)
+        positions = None if self.position_ids is None else self.position_ids.to(device)
         return Batch(
             self.input_ids.to(device),
             self.targets.to(device),
             self.target_tasks.to(device),
             mask,
             self.num_tokens,
+            positions,
         )
 
 
@@ -333,7 +354,12 @@ def collate(sequences: Sequence[TrainSequence], pad_id: int) -> Batch:
     attention_mask = None
     if min(lengths) < width:
         attention_mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
-    return Batch(input_ids, targets, target_tasks, attention_mask, sum(lengths))
+    position_ids = None
+    if any(s.position is not None for s in sequences):
+        if attention_mask is not None or any(s.position is None for s in sequences):
+            raise ValueError("packed rows with example positions must all be full blocks with positions")
+        position_ids = torch.from_numpy(np.stack([s.position for s in sequences]).astype(np.int64))
+    return Batch(input_ids, targets, target_tasks, attention_mask, sum(lengths), position_ids)
 
 
 def validation_batches(

@@ -202,7 +202,9 @@ class Trainer:
         ratios = config.task_ratios
         if config.replay:
             ratios = replay_ratios(self.train_split, ratios, config.replay)
-        self.stream = make_stream(config.stage, self.train_split, ratios, config.seed, self.block_size)
+        self.stream = make_stream(
+            config.stage, self.train_split, ratios, config.seed, self.block_size, config.separate_examples
+        )
         checkpoint = self._prepare_run_directory(resume)
         loaded = read_training_files(checkpoint) if checkpoint is not None else None
         if loaded is not None and loaded.state.world_size != acc.num_processes:
@@ -330,7 +332,10 @@ class Trainer:
         """Summed loss, per-task summed loss (num_tasks,) and per-task target counts of one batch."""
         batch = batch.to(self.accelerator.device)
         output = (self.model if model is None else model)(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            use_cache=False,
         )
         losses = F.cross_entropy(
             output.logits.flatten(0, 1).float(),

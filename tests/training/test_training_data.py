@@ -3,8 +3,10 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from conftest import instruct_items, pretrain_items
 
+from anyseq.backbone import BackboneConfig, build_model
 from anyseq.checkpoint import read_layout
 from anyseq.conversation import render
 from anyseq.modalities import load_tokenizer
@@ -133,6 +135,39 @@ def test_packing_cuts_blocks_and_continues_the_cut_example():
     assert np.concatenate([b.ids for b in blocks]).tolist() == expected[:48]
     tasks = np.concatenate([b.task for b in blocks])
     assert ((tasks == 1) == (np.concatenate([b.ids for b in blocks]) >= 100)).all()
+
+
+def test_separated_packing_numbers_each_example_from_zero_and_the_model_keeps_them_apart():
+    split = TokenizedSplit("s", {"a": _examples([5, 9, 3]), "b": _examples([4, 6], offset=100)})
+    ratios = resolve_ratios(split, None)
+    plain, separated = (
+        PackedStream(split, TaskSampler({"a": 3, "b": 2}, ratios, seed=1), 8, separate=separate)
+        for separate in (False, True)
+    )
+    blocks = [separated.next() for _ in range(6)]
+    assert [b.ids.tolist() for b in blocks] == [plain.next().ids.tolist() for _ in range(6)]
+    assert all(plain_block.position is None for plain_block in [plain.next()])
+    reference, expected = TaskSampler({"a": 3, "b": 2}, ratios, seed=1), []
+    while len(expected) < 48:
+        task, index = reference.next()
+        expected.extend(range(len(split.tasks[task].example(index)[0])))
+    # a cut example goes on counting in the next block
+    assert np.concatenate([b.position for b in blocks]).tolist() == expected[:48]
+
+    batch = collate(blocks[:2], pad_id=0)
+    assert batch.position_ids.tolist() == [b.position.tolist() for b in blocks[:2]]
+    torch.manual_seed(0)
+    model = build_model(BackboneConfig.from_name("test"), 300, 0, 1, 2)
+    ids = torch.randint(3, 300, (1, 12))
+    positions = torch.tensor([[*range(7), *range(5)]])
+    with torch.no_grad():
+        packed = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+        alone = [model(input_ids=part, use_cache=False).logits for part in (ids[:, :7], ids[:, 7:])]
+        across = model(input_ids=ids, use_cache=False).logits
+    torch.testing.assert_close(packed, torch.cat(alone, dim=1))
+    assert (across[:, 7:] - alone[1]).abs().max() > 1e-3  # without positions the second sees the first
+    with pytest.raises(ValueError, match="full blocks with positions"):
+        collate([blocks[0], TrainSequence(blocks[1].ids, blocks[1].loss_mask, blocks[1].task)], pad_id=0)
 
 
 @pytest.mark.parametrize("stage", ["pretrain", "sft"])
