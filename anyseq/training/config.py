@@ -162,6 +162,10 @@ class TrainConfig:
             )
         if not 0 <= self.replay < 1 or (self.replay and self.stage != "sft"):
             raise ValueError(f"replay must lie in [0, 1) and is for stage sft only, got {self.replay}")
+        if self.separate_examples and self.stage != "pretrain":
+            raise ValueError(
+                "separate_examples is for stage pretrain only (stage 2 has one dialogue a sequence)"
+            )
         if self.overlong not in ("error", "skip", "truncate"):
             raise ValueError(f"overlong must be error, skip or truncate, got {self.overlong!r}")
         if self.mixed_precision not in ("auto", "no", "bf16"):

@@ -90,7 +90,7 @@ def embed_codes(
         ids = layout.to_global(name, torch.arange(spec.size))
         levels = vectors.view(spec.num_codebooks, spec.codebook_size, -1)
         with torch.no_grad():
-            for weight in matrices.values():
+            for weight in matrices.values():  # input and output rows: a projection each
                 text_std = float(weight[: layout.text_size].std())
                 rows = torch.cat([code_features(level, weight.shape[1], generator) for level in levels])
                 weight[ids] = rows.to(weight.dtype) * text_std

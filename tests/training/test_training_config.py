@@ -106,6 +106,8 @@ def test_bad_settings_are_named():
         TrainConfig.from_name("tiny", "pretrain", replay=0.2)
     with pytest.raises(ValueError, match="replay must lie in"):
         TrainConfig.from_name("tiny", "sft", replay=1.0)
+    with pytest.raises(ValueError, match="separate_examples is for stage pretrain only"):
+        TrainConfig.from_name("tiny", "sft", separate_examples=True)
 
 
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "no")])
