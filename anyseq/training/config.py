@@ -253,9 +253,10 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
     # The 8M `tiny` backbone from scratch on AnyWorld tiny, both stages in about 20 minutes on
     # 2 CPU cores with AMX (`native_bf16`: "auto" precision is bf16 there, 3,728 tokens/s in stage
     # 1 against fp32's 2,358; on CPUs without AMX it is fp32, and the time budgets end the stages):
-    # 2.2M tokens of pairs in 540 steps, then 1.0M of dialogues and rehearsed pairs in 360 steps
-    # (measured 2026-12-03 in the demo: 720 s + 482 s with tokenizing; in fp32 the demo ran 400 +
-    # 254 steps in the same budgets, and its ASR WER was 1.52 against 0.98 now). Quality
+    # 2.2M tokens of pairs, then 1.0M of dialogues and rehearsed pairs in 360 steps (stage 1 in 540
+    # steps of 8 blocks until 2026-12-07, 2,160 of 2 since: see its batch_size). Measured 2026-12-03,
+    # at 8 blocks a step, in the demo: 720 s + 482 s with tokenizing; in fp32 the demo ran 400 +
+    # 254 steps in the same budgets, and its ASR WER was 1.52 against 0.98. Quality
     # wins over the demo's 40 minutes up to 60: with 250 + 200 steps (767 s) the demo model's
     # caption attributes were 0.10, text-to-image 0.13, music caption 0.12; with 400 + 300, 0.12,
     # 0.17 and 0.20. The targets need about ten times this: captioning alone (README, "how many
@@ -263,8 +264,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
     # (colour 0.43 after 17,000) and reaches attribute accuracy 0.52 after 26,000; this stage
     # gives it about 1,800. The time budgets keep `make demo` within its 60 minutes on a slow day
     # (2026-12-03: 2,150 tokens/s, and the 400 + 300 steps took 930 s + 621 s); on an idle machine
-    # the steps end first. Since 2026-12-07 stage 1 takes two blocks a step (2,160 steps cover the
-    # same 2.2M tokens): the same tokens buy four times the updates, which the tiny model needs more.
+    # the steps end first.
     "tiny": {
         "pretrain": TrainConfig(
             stage="pretrain",
