@@ -106,6 +106,10 @@ class TrainConfig:
     # Stage 1 only: a packed block's examples attend only to themselves (positions restart with
     # each example); False lets attention run across the block, as HF `group_texts` trains.
     separate_examples: bool = False
+    # Stage 2 only: as many whole dialogues (and rehearsed pairs) as fit share a sequence of up
+    # to block_size tokens, never cut, each attending only to itself; False: one a sequence, and
+    # a batch padded to its longest.
+    pack_dialogues: bool = False
     # An example longer than block_size: "error" before any compute, "skip" it, or "truncate"
     # it to its first block_size tokens; skipped or cut examples are counted per task in the
     # log and the run's summary.
@@ -115,6 +119,7 @@ class TrainConfig:
     replay: float = 0.0
     eval_every: int = 100  # steps between validation passes (also run at the start and end)
     eval_examples: int = 64  # validation examples per task
+    eval_batch_size: int | None = None  # sequences per validation forward; None: batch_size
     save_every: int = 100  # steps between checkpoints (one is always written at the end)
     keep_last: int = 2  # checkpoints kept
     log_every: int = 10
@@ -144,6 +149,8 @@ class TrainConfig:
                 f"warmup_fraction must lie in [0, 1) and min_lr_ratio in [0, 1], "
                 f"got {self.warmup_fraction} and {self.min_lr_ratio}"
             )
+        if self.eval_batch_size is not None and not self.eval_batch_size > 0:
+            raise ValueError(f"eval_batch_size must be positive (or None), got {self.eval_batch_size}")
         for name in ("eval_every", "save_every", "log_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -164,8 +171,11 @@ class TrainConfig:
             raise ValueError(f"replay must lie in [0, 1) and is for stage sft only, got {self.replay}")
         if self.separate_examples and self.stage != "pretrain":
             raise ValueError(
-                "separate_examples is for stage pretrain only (stage 2 has one dialogue a sequence)"
+                "separate_examples is for stage pretrain only (stage 2's packed dialogues, "
+                "pack_dialogues, are always kept apart)"
             )
+        if self.pack_dialogues and self.stage != "sft":
+            raise ValueError("pack_dialogues is for stage sft only (stage 1 always packs its blocks)")
         if self.overlong not in ("error", "skip", "truncate"):
             raise ValueError(f"overlong must be error, skip or truncate, got {self.overlong!r}")
         if self.mixed_precision not in ("auto", "no", "bf16"):
@@ -250,12 +260,13 @@ def _tuples(lora: dict[str, Any]) -> dict[str, Any]:
 
 
 PRESETS: dict[str, dict[Stage, TrainConfig]] = {
-    # The 8M `tiny` backbone from scratch on AnyWorld tiny, both stages in about 20 minutes on
+    # The 8M `tiny` backbone from scratch on AnyWorld tiny, both stages in about 24 minutes on
     # 2 CPU cores with AMX (`native_bf16`: "auto" precision is bf16 there, 3,728 tokens/s in stage
     # 1 against fp32's 2,358; on CPUs without AMX it is fp32, and the time budgets end the stages):
-    # 2.2M tokens of pairs, then 1.0M of dialogues and rehearsed pairs in 360 steps (stage 1 in 540
-    # steps of 8 blocks until 2026-12-07, 2,160 of 2 since: see its batch_size). Measured 2026-12-03,
-    # at 8 blocks a step, in the demo: 720 s + 482 s with tokenizing; in fp32 the demo ran 400 +
+    # up to 2.9M tokens of pairs in 2,880 steps of 2 blocks, then up to 1.1M of dialogues and
+    # rehearsed pairs in 360 steps (until 2026-12-07, stage 1 ran 540 steps of 8 blocks in 12
+    # minutes: see its batch_size and max_minutes). Measured 2026-12-03, at 8 blocks a step, in
+    # the demo: 720 s + 482 s with tokenizing; in fp32 the demo ran 400 +
     # 254 steps in the same budgets, and its ASR WER was 1.52 against 0.98. Quality
     # wins over the demo's 40 minutes up to 60: with 250 + 200 steps (767 s) the demo model's
     # caption attributes were 0.10, text-to-image 0.13, music caption 0.12; with 400 + 300, 0.12,
@@ -269,8 +280,14 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
         "pretrain": TrainConfig(
             stage="pretrain",
             learning_rate=1e-3,
-            max_steps=2160,
-            max_minutes=12.0,
+            max_steps=2880,
+            # 16 minutes, not 12: quality wins up to the demo's 60 minutes. On 2026-12-07 (one run
+            # each, 50 test items), 20 minutes (2,986 steps) against 12 (1,694): validation loss lower
+            # for every task (ASR 2.08 against 2.23, music 2.85 / 2.71 against 3.13 / 3.03), ASR WER
+            # 0.35 against 0.43, text-to-image 0.30 against 0.20, music caption 0.58 against 0.48,
+            # caption 0.23 both; 20 would take `make demo` to about 58 minutes, too near the 60.
+            max_minutes=16.0,
+            block_size=512,  # pairs are short; the 1024 context is for stage 2's whole dialogues
             # Two blocks a step: the tiny model is short of updates, not of tokens. Caption-only stage 1
             # for 6 minutes on 2026-12-07 (150 test scenes, attribute accuracy): batch 8 0.36 (232 steps,
             # 0.35 at learning rate 1e-3), 4 0.41-0.45, 2 0.44-0.48 (807-927 steps), 1 0.47 (1,497 steps);
@@ -288,6 +305,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             separate_examples=True,
             eval_every=200,
             eval_examples=32,
+            eval_batch_size=8,  # 24 validation forwards a pass, not 96
             save_every=200,
             log_every=10,
             compile=True,
@@ -297,8 +315,18 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             learning_rate=1e-3,
             max_steps=360,
             max_minutes=8.0,
-            batch_size=8,
-            # Music (4 s = 400 tokens) makes most tiny-world dialogues longer than 512 tokens.
+            # Whole dialogues of up to the 1024-token context, packed: four rows of 1024 a step
+            # (about 3,100 tokens, as eight padded 512-token rows carried before). 22% of the
+            # tiny world's dialogues are still longer (music: 400 tokens a clip), cut to 1024.
+            # On 2026-12-07, from the same 20-minute stage 1 (one run each, 50 test items), this
+            # against eight rows of 512: 241 against 271 steps; dialogue turns that do not fit the
+            # context 7 of 154 against 53; modality right 0.40 / 0.39 (held-out) against 0.35 /
+            # 0.37, dialogue success 0.03 / 0.03 against 0.04 / 0.07, ASR WER 0.77 against 0.51,
+            # music caption 0.49 against 0.54 (the spread between runs is about 0.2 on ASR).
+            # Learning rate 3e-4: rehearsed losses lower, dialogue losses higher, modality right
+            # 0.25 (README, "tiny context and packed dialogues").
+            batch_size=4,
+            pack_dialogues=True,
             overlong="truncate",
             # Dialogues alone made the tiny model forget its stage-1 tasks (caption attribute
             # accuracy 0.17 after stage 1, 0.00 after 150 dialogue steps): rehearse the pairs.

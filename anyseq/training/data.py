@@ -3,7 +3,9 @@
 Stage 1 draws pairs by task sampling ratio and packs them into blocks of the context
 length: an example cut at a block's end continues in the next block, and attention runs
 across example boundaries, as the HF `group_texts` recipe AnyGPT trained with. Stage 2
-puts one whole dialogue in each sequence and pads a batch to its longest dialogue.
+puts one whole dialogue in each sequence and pads a batch to its longest dialogue, or packs
+whole dialogues, never cut, into sequences of up to the block size, each attending only to
+itself (positions restart with each; the padded tail is one more span that no loss reads).
 
 A stream's position (the task sampler's random state, each task's epoch and cursor, the
 example a block was cut in) is a small JSON dict, so a resumed run reads exactly the
@@ -238,22 +240,43 @@ class SequenceStream(Protocol):
 
 
 class DialogueStream:
-    """Stage 2: each sequence is one whole dialogue."""
+    """Stage 2: each sequence is one whole dialogue, or with `pack_size` as many whole
+    dialogues as fit in that many tokens (the one that does not fit opens the next sequence),
+    each numbered from position 0 so that none attends to another."""
 
-    def __init__(self, split: TokenizedSplit, sampler: TaskSampler) -> None:
-        self.split, self.sampler = split, sampler
+    def __init__(self, split: TokenizedSplit, sampler: TaskSampler, pack_size: int | None = None) -> None:
+        self.split, self.sampler, self.pack_size = split, sampler, pack_size
         self.task_index = {task: i for i, task in enumerate(split.task_names)}
+        self.pending: tuple[str, int] | None = None  # drawn, but left for the next sequence
+
+    def _dialogue(self, task: str, example: int, numbered: bool) -> TrainSequence:
+        ids, mask = self.split.tasks[task].example(example)
+        index = np.full(len(ids), self.task_index[task], dtype=np.int16)
+        return TrainSequence(ids, mask, index, np.arange(len(ids)) if numbered else None)
 
     def next(self) -> TrainSequence:
-        task, example = self.sampler.next()
-        ids, mask = self.split.tasks[task].example(example)
-        return TrainSequence(ids, mask, np.full(len(ids), self.task_index[task], dtype=np.int16))
+        if self.pack_size is None:
+            return self._dialogue(*self.sampler.next(), numbered=False)
+        pieces: list[TrainSequence] = []
+        filled = 0
+        while True:
+            task, example = self.pending or self.sampler.next()
+            self.pending = None
+            length = int(self.split.tasks[task].lengths[example])
+            if pieces and filled + length > self.pack_size:
+                self.pending = (task, example)
+                break
+            pieces.append(self._dialogue(task, example, numbered=True))
+            filled += length
+        fields = ("ids", "loss_mask", "task", "position")
+        return TrainSequence(*(np.concatenate([getattr(p, f) for p in pieces]) for f in fields))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.state_dict()}
+        return {"sampler": self.sampler.state_dict(), "pending": list(self.pending) if self.pending else None}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
+        self.pending = tuple(state["pending"]) if state.get("pending") else None
 
 
 class PackedStream:
@@ -302,11 +325,12 @@ def make_stream(
     seed: int,
     block_size: int,
     separate: bool = False,
+    pack: bool = False,
 ) -> SequenceStream:
     sampler = TaskSampler({t: len(ex) for t, ex in split.tasks.items()}, resolve_ratios(split, ratios), seed)
     if stage == "pretrain":
         return PackedStream(split, sampler, block_size, separate)
-    return DialogueStream(split, sampler)
+    return DialogueStream(split, sampler, block_size if pack else None)
 
 
 @dataclass
@@ -351,14 +375,17 @@ def collate(sequences: Sequence[TrainSequence], pad_id: int) -> Batch:
         target_tasks[row, : length - 1] = torch.where(
             trained, torch.from_numpy(sequence.task[1:].astype(np.int64)), -1
         )
-    attention_mask = None
-    if min(lengths) < width:
-        attention_mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
-    position_ids = None
+    attention_mask = position_ids = None
     if any(s.position is not None for s in sequences):
-        if attention_mask is not None or any(s.position is None for s in sequences):
-            raise ValueError("packed rows with example positions must all be full blocks with positions")
-        position_ids = torch.from_numpy(np.stack([s.position for s in sequences]).astype(np.int64))
+        if any(s.position is None for s in sequences):
+            raise ValueError("packed rows with example positions must all have positions")
+        # A row's padded tail is numbered as one more example: it attends only to itself, and
+        # no target reads it, so no attention mask is needed beside the positions.
+        position_ids = torch.from_numpy(
+            np.stack([np.concatenate([s.position, np.arange(width - len(s.ids))]) for s in sequences])
+        ).long()
+    elif min(lengths) < width:
+        attention_mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
     return Batch(input_ids, targets, target_tasks, attention_mask, sum(lengths), position_ids)
 
 

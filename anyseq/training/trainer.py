@@ -203,7 +203,13 @@ class Trainer:
         if config.replay:
             ratios = replay_ratios(self.train_split, ratios, config.replay)
         self.stream = make_stream(
-            config.stage, self.train_split, ratios, config.seed, self.block_size, config.separate_examples
+            config.stage,
+            self.train_split,
+            ratios,
+            config.seed,
+            self.block_size,
+            config.separate_examples,
+            config.pack_dialogues,
         )
         checkpoint = self._prepare_run_directory(resume)
         loaded = read_training_files(checkpoint) if checkpoint is not None else None
@@ -228,7 +234,10 @@ class Trainer:
         }
         self.resumed_from = checkpoint
         self.val_batches = validation_batches(
-            self.val_split, config.eval_examples, config.batch_size, self.layout.pad_id
+            self.val_split,
+            config.eval_examples,
+            config.eval_batch_size or config.batch_size,
+            self.layout.pad_id,
         )
         self.num_tasks = len(self.train_split.task_names)
 

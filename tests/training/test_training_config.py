@@ -108,6 +108,8 @@ def test_bad_settings_are_named():
         TrainConfig.from_name("tiny", "sft", replay=1.0)
     with pytest.raises(ValueError, match="separate_examples is for stage pretrain only"):
         TrainConfig.from_name("tiny", "sft", separate_examples=True)
+    with pytest.raises(ValueError, match="pack_dialogues is for stage sft only"):
+        TrainConfig.from_name("tiny", "pretrain", pack_dialogues=True)
 
 
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "no")])

@@ -166,21 +166,59 @@ def test_separated_packing_numbers_each_example_from_zero_and_the_model_keeps_th
         across = model(input_ids=ids, use_cache=False).logits
     torch.testing.assert_close(packed, torch.cat(alone, dim=1))
     assert (across[:, 7:] - alone[1]).abs().max() > 1e-3  # without positions the second sees the first
-    with pytest.raises(ValueError, match="full blocks with positions"):
+    with pytest.raises(ValueError, match="must all have positions"):
         collate([blocks[0], TrainSequence(blocks[1].ids, blocks[1].loss_mask, blocks[1].task)], pad_id=0)
 
 
-@pytest.mark.parametrize("stage", ["pretrain", "sft"])
-def test_a_saved_position_continues_the_same_sequences(tiny_world, stage):
+def test_packed_dialogues_are_never_cut_and_each_attends_only_to_itself():
+    split = TokenizedSplit("s", {"a": _examples([5, 9, 3]), "b": _examples([4, 6], offset=100)})
+    ratios = resolve_ratios(split, None)
+    stream = DialogueStream(split, TaskSampler({"a": 3, "b": 2}, ratios, seed=1), pack_size=12)
+    rows = [stream.next() for _ in range(6)]
+    reference, whole = TaskSampler({"a": 3, "b": 2}, ratios, seed=1), []
+    while len(whole) < sum(len(r.ids) for r in rows):
+        task, index = reference.next()
+        whole.extend(split.tasks[task].example(index)[0].tolist())
+    # the same dialogues in the same order, whole
+    assert np.concatenate([r.ids for r in rows]).tolist() == whole
+    assert all(len(r.ids) <= 12 for r in rows) and any(len(r.ids) < 12 for r in rows)
+    # each dialogue numbered from 0 (the shortest is 3 tokens long)
+    sizes = [np.diff([*np.flatnonzero(r.position == 0), len(r.ids)]).tolist() for r in rows]
+    assert [r.position.tolist() for r in rows] == [[i for n in row for i in range(n)] for row in sizes]
+    assert min(min(row) for row in sizes) == 3
+    # a row ends where the next dialogue would not fit
+    assert all(len(row.ids) + following[0] > 12 for row, following in zip(rows, sizes[1:], strict=False))
+
+    # padded rows of packed dialogues: the model sees each dialogue as if it were alone
+    first = TrainSequence(np.arange(3, 10), np.ones(7, bool), np.zeros(7, np.int16), np.r_[0:4, 0:3])
+    second = TrainSequence(np.arange(20, 25), np.ones(5, bool), np.zeros(5, np.int16), np.arange(5))
+    batch = collate([first, second], pad_id=0)
+    assert batch.attention_mask is None and batch.num_tokens == 12
+    assert batch.position_ids.tolist() == [[0, 1, 2, 3, 0, 1, 2], [0, 1, 2, 3, 4, 0, 1]]
+    assert batch.targets[1, 4:].tolist() == [IGNORE] * 3  # the padded tail is never a target
+    torch.manual_seed(0)
+    model = build_model(BackboneConfig.from_name("test"), 300, 0, 1, 2)
+    with torch.no_grad():
+        packed = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
+        parts = (first.ids[:4], first.ids[4:], second.ids)
+        alone = [model(input_ids=torch.from_numpy(ids[None]), use_cache=False).logits[0] for ids in parts]
+    torch.testing.assert_close(packed[0, :7], torch.cat(alone[:2]))
+    torch.testing.assert_close(packed[1, :5], alone[2])
+
+
+@pytest.mark.parametrize(("stage", "pack"), [("pretrain", False), ("sft", False), ("sft", True)])
+def test_a_saved_position_continues_the_same_sequences(tiny_world, stage, pack):
     corpus = "pretrain" if stage == "pretrain" else "instruct"
     split = TokenizedSplit.load(tiny_world.view, corpus, "train")
     ratios = {t: 1.0 for t in split.tasks}
-    stream = make_stream(stage, split, ratios, seed=3, block_size=40)
+    block = 200 if pack else 40
+    split = split.fit_to(block, "skip")[0] if pack else split
+    stream = make_stream(stage, split, ratios, seed=3, block_size=block, pack=pack)
     for _ in range(7):
         stream.next()
     state = json.loads(json.dumps(stream.state_dict()))
     expected = [stream.next().ids.tolist() for _ in range(9)]
-    resumed = make_stream(stage, split, ratios, seed=3, block_size=40)
+    resumed = make_stream(stage, split, ratios, seed=3, block_size=block, pack=pack)
     resumed.load_state_dict(state)
     assert [resumed.next().ids.tolist() for _ in range(9)] == expected
     assert isinstance(stream, PackedStream if stage == "pretrain" else DialogueStream)

@@ -2,6 +2,7 @@ import json
 import math
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from accelerate.state import AcceleratorState
@@ -10,6 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from anyseq.checkpoint import load_checkpoint
 from anyseq.training import TrainConfig, Trainer, train
+from anyseq.training.data import TrainSequence, collate
 from anyseq.training.state import complete_checkpoints
 
 
@@ -111,6 +113,44 @@ def test_separated_examples_reach_the_model_as_positions(tiny_world, tmp_path):
     assert shared.stream.next().position is None
     # the same blocks, seen with and without attention across examples: other losses
     assert separated.step().loss_sum.item() != pytest.approx(shared.step().loss_sum.item(), rel=1e-4)
+
+
+def test_packed_dialogues_cost_the_same_loss_as_each_dialogue_alone(tiny_world, tmp_path):
+    config = TrainConfig.from_name("test", "sft", max_steps=2, eval_every=0, save_every=2, replay=0.5)
+    trainer = Trainer(config.with_overrides(pack_dialogues=True), tiny_world.model, tiny_world.data, tmp_path)
+    row = next(r for r in (trainer.stream.next() for _ in range(20)) if (r.position == 0).sum() >= 2)
+    starts = [*np.flatnonzero(row.position == 0), len(row.ids)]
+    spans = zip(starts, starts[1:], strict=False)
+    alone = [TrainSequence(row.ids[a:b], row.loss_mask[a:b], row.task[a:b]) for a, b in spans]
+    num_tasks = len(trainer.train_split.task_names)
+    with torch.no_grad():
+        first = TrainSequence(*(getattr(alone[0], f) for f in ("ids", "loss_mask", "task")),
+                              np.arange(len(alone[0].ids)))  # fmt: skip
+        packed = trainer._forward(collate([row, first], trainer.layout.pad_id), num_tasks)  # padded
+        separate = [
+            trainer._forward(collate([d], trainer.layout.pad_id), num_tasks) for d in [*alone, alone[0]]
+        ]
+    for got, expected in zip(packed, map(sum, zip(*separate, strict=True)), strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert trainer.step().loss_sum.isfinite()
+
+
+def test_validation_batch_size_changes_the_batches_not_the_losses(tiny_world, tmp_path):
+    config = TrainConfig.from_name("test", "sft", max_steps=2, eval_every=0, save_every=2)  # batch_size 4
+    apart, together = (
+        Trainer(
+            config.with_overrides(eval_batch_size=size),
+            tiny_world.model,
+            tiny_world.data,
+            tmp_path / str(size),
+        )
+        for size in (1, None)
+    )
+    assert len(apart.val_batches) > len(together.val_batches)
+    losses = apart.evaluate()
+    assert losses == pytest.approx(together.evaluate(), rel=1e-4)
+    with pytest.raises(ValueError, match="eval_batch_size must be positive"):
+        config.with_overrides(eval_batch_size=0)
 
 
 def test_bad_input_fails_before_any_compute(tiny_world, tmp_path):
