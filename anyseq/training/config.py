@@ -260,12 +260,12 @@ def _tuples(lora: dict[str, Any]) -> dict[str, Any]:
 
 
 PRESETS: dict[str, dict[Stage, TrainConfig]] = {
-    # The 8M `tiny` backbone from scratch on AnyWorld tiny, both stages in about 24 minutes on
+    # The 8M `tiny` backbone from scratch on AnyWorld tiny, both stages in about 20 minutes on
     # 2 CPU cores with AMX (`native_bf16`: "auto" precision is bf16 there, 3,728 tokens/s in stage
     # 1 against fp32's 2,358; on CPUs without AMX it is fp32, and the time budgets end the stages):
-    # up to 2.9M tokens of pairs in 2,880 steps of 2 blocks, then up to 1.1M of dialogues and
-    # rehearsed pairs in 360 steps (until 2026-12-07, stage 1 ran 540 steps of 8 blocks in 12
-    # minutes: see its batch_size and max_minutes). Measured 2026-12-03, at 8 blocks a step, in
+    # up to 2.2M tokens of pairs in 2,160 steps of 2 blocks, then up to 1.1M of dialogues and
+    # rehearsed pairs in 360 steps (until 2026-12-07, stage 1 ran 540 steps of 8 blocks: see its
+    # batch_size and max_minutes). Measured 2026-12-03, at 8 blocks a step, in
     # the demo: 720 s + 482 s with tokenizing; in fp32 the demo ran 400 +
     # 254 steps in the same budgets, and its ASR WER was 1.52 against 0.98. Quality
     # wins over the demo's 40 minutes up to 60: with 250 + 200 steps (767 s) the demo model's
@@ -280,13 +280,14 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
         "pretrain": TrainConfig(
             stage="pretrain",
             learning_rate=1e-3,
-            max_steps=2880,
-            # 16 minutes, not 12: quality wins up to the demo's 60 minutes. On 2026-12-07 (one run
-            # each, 50 test items), 20 minutes (2,986 steps) against 12 (1,694): validation loss lower
-            # for every task (ASR 2.08 against 2.23, music 2.85 / 2.71 against 3.13 / 3.03), ASR WER
-            # 0.35 against 0.43, text-to-image 0.30 against 0.20, music caption 0.58 against 0.48,
-            # caption 0.23 both; 20 would take `make demo` to about 58 minutes, too near the 60.
-            max_minutes=16.0,
+            max_steps=2160,
+            # More minutes buy quality: on 2026-12-07 (one run each, 50 test items), 20 minutes (2,986
+            # steps) against 12 (1,694): validation loss lower for every task (ASR 2.08 against 2.23,
+            # music 2.85 / 2.71 against 3.13 / 3.03), ASR WER 0.35 against 0.43, text-to-image 0.30
+            # against 0.20, music caption 0.58 against 0.48, caption 0.23 both. But with 16 minutes
+            # `make demo` took 61 minutes that day (the 1024 context lets the evaluation's dialogues
+            # run whole: 675 s against 432), over its 60, so the budget stays at 12.
+            max_minutes=12.0,
             block_size=512,  # pairs are short; the 1024 context is for stage 2's whole dialogues
             # Two blocks a step: the tiny model is short of updates, not of tokens. Caption-only stage 1
             # for 6 minutes on 2026-12-07 (150 test scenes, attribute accuracy): batch 8 0.36 (232 steps,
