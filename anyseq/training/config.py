@@ -317,7 +317,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             max_steps=360,
             max_minutes=8.0,
             # Whole dialogues of up to the 1024-token context, packed: four rows of 1024 a step
-            # (about 3,100 tokens, as eight padded 512-token rows carried before). 22% of the
+            # (3,150 tokens a step on 2026-12-07, against 2,850 in eight padded rows of 512). 22% of the
             # tiny world's dialogues are still longer (music: 400 tokens a clip), cut to 1024.
             # On 2026-12-07, from the same 20-minute stage 1 (one run each, 50 test items), this
             # against eight rows of 512: 241 against 271 steps; dialogue turns that do not fit the

@@ -1,8 +1,9 @@
 """Training sequences from the tokenized view (AnyGPT, section 4.2).
 
-Stage 1 draws pairs by task sampling ratio and packs them into blocks of the context
-length: an example cut at a block's end continues in the next block, and attention runs
-across example boundaries, as the HF `group_texts` recipe AnyGPT trained with. Stage 2
+Stage 1 draws pairs by task sampling ratio and packs them into blocks of `block_size`
+tokens (the context length unless set): an example cut at a block's end continues in the
+next block, and attention runs across example boundaries, as the HF `group_texts` recipe
+AnyGPT trained with, or (`separate`) each example attends only to itself. Stage 2
 puts one whole dialogue in each sequence and pads a batch to its longest dialogue, or packs
 whole dialogues, never cut, into sequences of up to the block size, each attending only to
 itself (positions restart with each; the padded tail is one more span that no loss reads).
@@ -231,6 +232,13 @@ class TrainSequence:
     position: np.ndarray | None = None
 
 
+def _join(pieces: Sequence[TrainSequence]) -> TrainSequence:
+    """One sequence of several, end to end (positions kept where the pieces have them)."""
+    joined = (np.concatenate([getattr(p, f) for p in pieces]) for f in ("ids", "loss_mask", "task"))
+    positions = None if pieces[0].position is None else np.concatenate([p.position for p in pieces])
+    return TrainSequence(*joined, positions)
+
+
 class SequenceStream(Protocol):
     def next(self) -> TrainSequence: ...
 
@@ -268,8 +276,7 @@ class DialogueStream:
                 break
             pieces.append(self._dialogue(task, example, numbered=True))
             filled += length
-        fields = ("ids", "loss_mask", "task", "position")
-        return TrainSequence(*(np.concatenate([getattr(p, f) for p in pieces]) for f in fields))
+        return _join(pieces)
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler.state_dict(), "pending": list(self.pending) if self.pending else None}
@@ -307,8 +314,7 @@ class PackedStream:
             )
             filled += take
             self.carry = (task, example, offset + take) if offset + take < len(ids) else None
-        fields = ("ids", "loss_mask", "task", "position") if self.separate else ("ids", "loss_mask", "task")
-        return TrainSequence(*(np.concatenate([getattr(p, f) for p in pieces]) for f in fields))
+        return _join(pieces)
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler.state_dict(), "carry": list(self.carry) if self.carry else None}
