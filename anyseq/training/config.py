@@ -10,6 +10,7 @@ for models trained from scratch on two CPU cores.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
@@ -57,17 +58,45 @@ class LoraSettings:
             raise ValueError(f"invalid LoRA settings: {self}")
 
 
+@functools.cache
 def native_bf16() -> bool:
-    """Whether bf16 autocast pays on this CPU: where its matrix units (AMX tiles) compute bf16.
+    """Whether bf16 autocast pays on this CPU, measured once a process: bf16 matrix products must
+    run at least `BF16_MIN_SPEEDUP` times as fast as fp32 ones (the shape of a tiny-backbone layer).
 
-    AVX512-BF16 alone is not enough. Measured on 2 cores of such a CPU without AMX: bf16
-    matrix products 149 GFLOP/s against fp32's 256, an image tokenizer step 122 instead of
-    89 ms, the tiny backbone 2,111 instead of 2,563 tokens/s. With AMX, bf16 made the tiny
-    backbone's stage 1 1.6 times as fast (3,728 against 2,358 tokens/s).
+    The instruction flags do not tell. On 2 cores with AVX512-BF16 and no AMX, one CPU ran bf16
+    products at 149 GFLOP/s against fp32's 256 (the tiny backbone 2,111 against 2,563 tokens/s),
+    while another (2026-12-07) ran them at 430 against 205 (stage 2's packed rows 3,049 against
+    2,092 tokens/s, stage 1's blocks 3,678 against 2,808). With AMX tiles, bf16 made stage 1 1.6
+    times as fast (3,728 against 2,358).
     """
     import torch
 
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported() and torch.cpu._is_amx_tile_supported())
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return False
+    fp32 = _matmul_seconds(torch.float32)
+    bf16 = _matmul_seconds(torch.bfloat16)
+    return bf16 * BF16_MIN_SPEEDUP <= fp32
+
+
+BF16_MIN_SPEEDUP = 1.25
+
+
+def _matmul_seconds(dtype: Any, repeats: int = 8) -> float:
+    """The fastest of a few runs of one (1024 x 256) x (256 x 688) product (0.36 GFLOP) in `dtype`."""
+    import time
+
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(1024, 256, generator=generator).to(dtype)
+    weight = torch.randn(688, 256, generator=generator).to(dtype)
+    torch.nn.functional.linear(inputs, weight)  # the first call picks and builds the kernel
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.nn.functional.linear(inputs, weight)
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def warmup_cosine(
@@ -260,12 +289,12 @@ def _tuples(lora: dict[str, Any]) -> dict[str, Any]:
 
 
 PRESETS: dict[str, dict[Stage, TrainConfig]] = {
-    # The 8M `tiny` backbone from scratch on AnyWorld tiny, both stages in about 20 minutes on
-    # 2 CPU cores with AMX (`native_bf16`: "auto" precision is bf16 there, 3,728 tokens/s in stage
-    # 1 against fp32's 2,358; on CPUs without AMX it is fp32, and the time budgets end the stages):
-    # up to 2.2M tokens of pairs in 2,160 steps of 2 blocks, then up to 1.1M of dialogues and
-    # rehearsed pairs in 360 steps (until 2026-12-07, stage 1 ran 540 steps of 8 blocks: see its
-    # batch_size and max_minutes). Measured 2026-12-03, at 8 blocks a step, in
+    # The 8M `tiny` backbone from scratch on AnyWorld tiny, both stages in 20 minutes of steps on
+    # 2 CPU cores. The time budgets end them (max_steps caps what a faster machine runs), so the
+    # precision matters: "auto" is bf16 where it measures faster (`native_bf16`): stage 1 at
+    # 3,728 tokens/s against fp32's 2,358 on a CPU with AMX, 3,678 against 2,808 on one without
+    # (2026-12-07). Until 2026-12-07 stage 1 ran 540 steps of 8 blocks (see its batch_size and
+    # max_minutes). Measured 2026-12-03, at 8 blocks a step, in
     # the demo: 720 s + 482 s with tokenizing; in fp32 the demo ran 400 +
     # 254 steps in the same budgets, and its ASR WER was 1.52 against 0.98. Quality
     # wins over the demo's 40 minutes up to 60: with 250 + 200 steps (767 s) the demo model's
@@ -280,7 +309,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
         "pretrain": TrainConfig(
             stage="pretrain",
             learning_rate=1e-3,
-            max_steps=2160,
+            max_steps=3600,
             # More minutes buy quality: on 2026-12-07 (one run each, 50 test items), 20 minutes (2,986
             # steps) against 12 (1,694): validation loss lower for every task (ASR 2.08 against 2.23,
             # music 2.85 / 2.71 against 3.13 / 3.03), ASR WER 0.35 against 0.43, text-to-image 0.30
@@ -314,7 +343,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
         "sft": TrainConfig(
             stage="sft",
             learning_rate=1e-3,
-            max_steps=360,
+            max_steps=600,
             max_minutes=8.0,
             # Whole dialogues of up to the 1024-token context, packed: four rows of 1024 a step
             # (3,150 tokens a step on 2026-12-07, against 2,850 in eight padded rows of 512). 22% of the

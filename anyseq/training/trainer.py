@@ -89,9 +89,9 @@ SUMMARY_FILE = "summary.json"
 def resolve_precision(setting: str) -> str:
     """accelerate's mixed_precision for a `TrainConfig.mixed_precision` setting.
 
-    "auto" is bf16 on GPUs that support it and on CPUs whose matrix units compute it (AMX: on 2
-    such cores the tiny backbone's stage 1 runs 1.3-1.6 times as many tokens a second);
-    elsewhere fp32, which is faster there (`native_bf16`).
+    "auto" is bf16 on GPUs that support it and on CPUs where it measures faster (`native_bf16`:
+    on 2 such cores the tiny backbone trains 1.3-1.6 times as many tokens a second); elsewhere
+    fp32, which is faster there.
     """
     if setting == "auto":
         if torch.cuda.is_available():

@@ -122,12 +122,47 @@ def test_auto_precision_on_cpu_is_bf16_only_where_the_cpu_computes_it(monkeypatc
     assert trainer.resolve_precision("no") == "no" and trainer.resolve_precision("bf16") == "bf16"
 
 
-@pytest.mark.parametrize(
-    ("avx512_bf16", "amx", "expected"), [(True, True, True), (True, False, False), (False, False, False)]
-)
-def test_native_bf16_needs_the_matrix_units_not_only_the_bf16_instructions(
-    monkeypatch, avx512_bf16, amx, expected
+@pytest.fixture
+def measured_anew():
+    native_bf16.cache_clear()
+    yield
+    native_bf16.cache_clear()
+
+
+@pytest.mark.parametrize(("fp32", "bf16", "expected"), [(2.0, 1.0, True), (2.0, 1.7, False), (1.0, 1.7, False)])
+def test_native_bf16_is_measured_not_read_from_the_instruction_flags(
+    monkeypatch, measured_anew, fp32, bf16, expected
 ):
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: avx512_bf16)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    import anyseq.training.config as config
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(config, "_matmul_seconds", lambda dtype: bf16 if dtype == torch.bfloat16 else fp32)
     assert native_bf16() is expected
+
+
+def test_native_bf16_is_false_without_bf16_kernels_and_measures_nothing(monkeypatch, measured_anew):
+    import anyseq.training.config as config
+
+    def measured(dtype):
+        raise AssertionError("timed a product the CPU cannot compute in bf16")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    monkeypatch.setattr(config, "_matmul_seconds", measured)
+    assert native_bf16() is False
+
+
+def test_native_bf16_times_real_products_once_a_process(monkeypatch, measured_anew):
+    import anyseq.training.config as config
+
+    calls = []
+    real = config._matmul_seconds
+
+    def counted(dtype):
+        calls.append(dtype)
+        return real(dtype, repeats=2)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(config, "_matmul_seconds", counted)
+    first = native_bf16()
+    assert native_bf16() is first and calls == [torch.float32, torch.bfloat16]
+    assert 0 < real(torch.float32, repeats=1) < 1
