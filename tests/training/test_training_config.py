@@ -129,7 +129,9 @@ def measured_anew():
     native_bf16.cache_clear()
 
 
-@pytest.mark.parametrize(("fp32", "bf16", "expected"), [(2.0, 1.0, True), (2.0, 1.7, False), (1.0, 1.7, False)])
+@pytest.mark.parametrize(
+    ("fp32", "bf16", "expected"), [(2.0, 1.0, True), (2.0, 1.7, False), (1.0, 1.7, False)]
+)
 def test_native_bf16_is_measured_not_read_from_the_instruction_flags(
     monkeypatch, measured_anew, fp32, bf16, expected
 ):
