@@ -6,7 +6,7 @@ its own on 2 CPU cores in minutes. The loop: random batches of the training imag
 (the gradient term keeps edges sharp; L1 and L2 weigh the pixels along the target's
 edges more, which keeps a small star from coming back as a disc; shape scenes with fine
 detail, a small object or two objects close together, are drawn more often), bf16 autocast where
-the CPU's matrix units compute it, AdamW with warmup and cosine decay, a tqdm bar, TensorBoard scalars and
+it measures faster than fp32 (`native_bf16`), AdamW with warmup and cosine decay, a tqdm bar, TensorBoard scalars and
 sample reconstructions, validation (PSNR, codebook use) each pass over the training
 images, and an atomic safetensors checkpoint that `resume` continues from, batch for batch.
 
@@ -73,9 +73,8 @@ class ImageTrainConfig:
     validation_images: int = 256  # validate on (at most) this many validation images, evenly spaced
     max_minutes: float | None = None  # stop early, validated and saved, when this run has used the budget
     threads: int = 2  # torch CPU threads while training
-    # bf16 autocast of the training forward on CPUs whose matrix units compute bf16 (AMX,
-    # `native_bf16`; elsewhere it is ignored, since fp32 is faster there). Validation and use
-    # stay fp32.
+    # bf16 autocast of the training forward where bf16 matrix products measure faster than fp32
+    # (`native_bf16`; elsewhere it is ignored). Validation and use stay fp32.
     bf16: bool = False
     seed: int = 0
 
@@ -106,7 +105,9 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # (retrieval 100% -> 98.5%) and the digits from 27.4 to 20.6; small objects alone at 3, 6, 12,
     # 24 and 48 times: 94.5%, 96%, 97%, 98% / 95.5% and 96.5%; 24 times with the digits and emoji
     # kept at their share: 95%; an EMA of the weights (0.999): 94% against 94.5%. On 2 cores
-    # without AMX (2026-12-05) bf16 is ignored: fp32 takes 75-95 ms a step, bf16 there 122-135.
+    # without AMX bf16 may be slower (2026-12-05: fp32 75-95 ms a step, bf16 122-135, so
+    # `native_bf16` turns it off) or faster (2026-12-07: fp32 83-88 ms, bf16 51-52, all 3,400
+    # steps in 234 s, validation PSNR 25.1 dB against 24.8 after fp32's 2,528).
     # With AnyWorld tiny's 9,600 training scenes instead of 2,400 (test / validation / held-out
     # colour-shape pairs): 99.5% / 97.5% / 92%, 99% / 99% / 92.5%, 99% / 98% / 90% (seeds 0, 1,
     # 2), against 97.5% / 96.5% / 87%; the digits fell to 18.4 dB (20.8 before), but a classifier
