@@ -138,7 +138,7 @@ class AcousticModel(nn.Module):
 
     def _digit_log_probs(self, logits: Tensor) -> list[Tensor]:
         """logits (..., C) -> per digit its log-probabilities (..., radix); one entry without `digits`."""
-        return [part.log_softmax(-1) for part in logits.split(self.radices.tolist(), dim=-1)]
+        return [part.float().log_softmax(-1) for part in logits.split(self.radices.tolist(), dim=-1)]
 
     def _nll(self, logits: Tensor, codes: Tensor) -> Tensor:
         """logits (N, C), codes (N,) -> mean negative log-likelihood of the codes (summed over digits)."""

@@ -148,6 +148,12 @@ class CodecOutput:
         return sum(self.losses.values())
 
 
+def full_precision() -> torch.autocast:
+    """A context in which CPU bf16 autocast is off: quantizers pick codes by distances and grids
+    that bf16's 8-bit mantissa would blur (the training loops autocast the convolutions around them)."""
+    return torch.autocast("cpu", enabled=False)
+
+
 def reconstruction_losses(
     prediction: Tensor, target: Tensor, frame_mask: Tensor, config: CodecConfig
 ) -> dict[str, Tensor]:
@@ -393,10 +399,12 @@ class AudioCodec(nn.Module):
     def _encode_latents(self, log_magnitude: Tensor) -> Tensor:
         normalized = (log_magnitude - self.feature_mean[:, None]) / self.feature_std[:, None]
         stacked = rearrange(normalized, "b f (t s) -> b (s f) t", s=self.config.stft_per_frame)
-        return rearrange(self.encoder(stacked), "b d t -> b t d")
+        return rearrange(self.encoder(stacked).float(), "b d t -> b t d")  # fp32 under bf16 autocast too
 
     def _decode_latents(self, quantized: Tensor) -> Tensor:
-        frames = self.decoder(rearrange(quantized, "b t d -> b d t"))  # (B, S*F, T)
+        frames = self.decoder(
+            rearrange(quantized, "b t d -> b d t")
+        ).float()  # (B, S*F, T), fp32 for the losses
         normalized = rearrange(frames, "b (s f) t -> b f (t s)", s=self.config.stft_per_frame)
         return normalized * self.feature_std[:, None] + self.feature_mean[:, None]
 
@@ -406,9 +414,10 @@ class AudioCodec(nn.Module):
         latents = self._encode_latents(target)  # (B, T, D)
         batch, frames, _ = latents.shape
         mask = self._frame_mask(lengths, batch, frames, audio.device)  # (B, T)
-        quantized, indices, commitment, level_vectors = self.quantizer(
-            latents, mask=mask, return_all_codes=True
-        )
+        with full_precision():
+            quantized, indices, commitment, level_vectors = self.quantizer(
+                latents, mask=mask, return_all_codes=True
+            )
         prefix = level_vectors.cumsum(dim=0)  # (K, B, T, D)
         level_features = latents + (prefix - latents).detach()
         prediction = self._decode_latents(quantized)

@@ -50,6 +50,7 @@ from anyseq.modalities.audio_codec import (
     CodecOutput,
     _stack,
     ema_codebook_settings,
+    full_precision,
     reconstruction_losses,
 )
 from anyseq.modalities.base import ModalitySpec
@@ -301,7 +302,7 @@ class SpeechCodec(nn.Module):
         inside = mask.repeat_interleave(s, dim=1)[:, None, :].float()  # (B, 1, T*S)
         mean = (mels * inside).sum(-1, keepdim=True) / inside.sum(-1, keepdim=True).clamp_min(1)
         stacked = rearrange((mels - mean) * inside, "b m (t s) -> b (s m) t", s=s)
-        return rearrange(self.content_encoder(stacked), "b d t -> b t d")
+        return rearrange(self.content_encoder(stacked).float(), "b d t -> b t d")
 
     def _levels_kept(self, batch: int, device: torch.device) -> Tensor:
         """Per example, 1..K levels to decode from: all of them, or with probability `level_dropout`
@@ -324,12 +325,15 @@ class SpeechCodec(nn.Module):
         latents = codec._encode_latents(target)  # (B, T, D)
         batch, frames, _ = latents.shape
         mask = codec._frame_mask(lengths, batch, frames, audio.device)  # (B, T)
-        content, content_codes, content_commitment = self.content_quantizer(
-            self._content_latents(target, mask), mask=mask
-        )
-        prior = self.prior(content.detach())  # reconstruction never shapes level 1
-        residual = latents - prior
-        _, indices, commitment, level_vectors = codec.quantizer(residual, mask=mask, return_all_codes=True)
+        with full_precision():
+            content, content_codes, content_commitment = self.content_quantizer(
+                self._content_latents(target, mask), mask=mask
+            )
+            prior = self.prior(content.detach())  # reconstruction never shapes level 1
+            residual = latents - prior
+            _, indices, commitment, level_vectors = codec.quantizer(
+                residual, mask=mask, return_all_codes=True
+            )
         prefix = prior[None] + torch.cat(
             [torch.zeros_like(prior)[None], level_vectors.cumsum(dim=0)]
         )  # (K, B, T, D)
@@ -393,7 +397,7 @@ class PhonemeCTC(nn.Module):
         """features (B, T, Dc) -> log-probabilities (B, T * upsample, units + 1)."""
         hidden = torch.nn.functional.gelu(self.conv(features.transpose(1, 2))).transpose(1, 2)
         logits = rearrange(self.head(hidden), "b t (u c) -> b (t u) c", u=self.upsample)
-        return logits.log_softmax(-1)
+        return logits.float().log_softmax(-1)
 
     def targets(self, phonemes: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Phoneme strings -> concatenated unit ids (sum L,) and lengths (B,); unknown units are dropped."""

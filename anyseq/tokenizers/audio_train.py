@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from anyseq.io import atomic_directory
 from anyseq.modalities.audio_codec import AudioCodec, CodecOutput
+from anyseq.training.config import native_bf16
 
 CHECKPOINT = "checkpoint"  # sub-directory of the output directory, for resume
 
@@ -47,6 +48,9 @@ class AudioTrainConfig:
     max_minutes: float | None = None  # stop early, validated and saved, when this run has used the budget
     seed: int = 0
     threads: int | None = None  # torch CPU threads while training (restored after); None: leave as set
+    # bf16 autocast of the training forward where bf16 matrix products measure faster than fp32
+    # (`native_bf16`; elsewhere it is ignored). The quantizers, losses and validation stay fp32.
+    bf16: bool = False
 
 
 @dataclass
@@ -216,6 +220,7 @@ def _train(
         step, history = meta["step"], meta["history"]
     epoch_steps = config.epoch_steps or max(1, len(train) // config.batch_size)
     crop = None if config.crop_seconds is None else int(config.crop_seconds * codec.config.sample_rate)
+    bf16 = config.bf16 and native_bf16()
     started = time.monotonic()
     stopped_early = False
     recent: list[float] = []
@@ -228,7 +233,8 @@ def _train(
             batch = make_batch([train[i] for i in rng.integers(0, len(train), config.batch_size)], crop, rng)
             for group in optimizer.param_groups:
                 group["lr"] = scheduled_learning_rate(config, step, budget_used(config.max_minutes, started))
-            losses = _total_loss(batch, codec(batch.audio, batch.lengths), auxiliary)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                losses = _total_loss(batch, codec(batch.audio, batch.lengths), auxiliary)
             loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -186,6 +186,39 @@ def test_reconstruction_never_trains_level1(tokenizer, clip):
     tokenizer.codec.zero_grad(set_to_none=True)
 
 
+def test_bf16_training_autocasts_the_convolutions_and_keeps_quantizers_and_losses_in_fp32(tokenizer, clip):
+    """The training loops' bf16 autocast (`AudioTrainConfig.bf16`) must not reach the code choice."""
+    codec = tokenizer.codec
+    seen: dict[str, tuple] = {}
+
+    def record(name):
+        def hook(module, args, output=None):
+            tensor = output if output is not None else args[0]
+            seen[name] = (tensor.dtype, torch.is_autocast_enabled("cpu"))
+
+        return hook
+
+    handles = [
+        codec.core.encoder.register_forward_hook(record("encoder")),
+        codec.content_quantizer.register_forward_pre_hook(record("content quantizer")),
+        codec.core.quantizer.register_forward_pre_hook(record("acoustic quantizer")),
+    ]
+    audio = torch.from_numpy(clip.samples)[None]
+    batch = CodecBatch(audio, torch.tensor([audio.shape[1]]), [{"phonemes": "dr'O: a# r'Ed s'3:k@L"}])
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            output = codec(audio, batch.lengths)
+            ctc_loss = tokenizer.ctc(batch, output)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert seen["encoder"] == (torch.bfloat16, True)  # autocast is on where the work is
+    assert seen["content quantizer"] == (torch.float32, False)
+    assert seen["acoustic quantizer"] == (torch.float32, False)
+    assert {loss.dtype for loss in output.losses.values()} == {torch.float32}
+    assert ctc_loss.dtype == torch.float32 and torch.isfinite(ctc_loss)
+
+
 # -- input handling --------------------------------------------------------------------------------------
 
 

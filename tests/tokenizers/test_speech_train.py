@@ -25,6 +25,7 @@ from anyseq.tokenizers.speech_train import (
     acoustic_batch,
     phoneme_inventory,
     read_clips,
+    train_on_clips,
     train_speech_tokenizer,
 )
 
@@ -127,6 +128,35 @@ def test_train_resume_and_evaluate_on_micro_world(micro_world, tmp_path):
     assert "prompt_voice_share" in conditions["cloned"]
     assert set(saved["probe"]["speaker_accuracy"]) == {"level1", "level2", "level3", "levels2-3", "all"}
     assert set(report["done_when"]) == set(done_when(report))
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_bf16_setting_autocasts_both_training_loops_where_it_pays(micro_world, tmp_path, monkeypatch, bf16):
+    """`bf16` asks `native_bf16` (here: yes) in the codec's and the acoustic model's loops, which then
+    train under autocast to a finite loss; without it nothing is measured."""
+    from anyseq.tokenizers import audio_train, speech_train
+
+    asked = []
+    monkeypatch.setattr(audio_train, "native_bf16", lambda: asked.append("codec") or True)
+    monkeypatch.setattr(speech_train, "native_bf16", lambda: asked.append("acoustic") or True)
+    entered = []
+    autocast = torch.autocast
+
+    class Spy(autocast):
+        def __enter__(self):
+            entered.append(self._enabled)
+            return super().__enter__()
+
+    monkeypatch.setattr(torch, "autocast", Spy)
+    config = SpeechTrainConfig.preset("test")
+    config.codec.bf16 = config.acoustic.bf16 = bf16
+    train, validation = read_clips(micro_world, "train", 16000), read_clips(micro_world, "validation", 16000)
+    speech_config = SpeechConfig.preset("test", phonemes=phoneme_inventory(train))
+    summary = train_on_clips(train, validation, tmp_path / "speech", speech_config, config)
+    assert summary["codec"]["steps"] == 4 and summary["acoustic"]["steps"] == 4
+    assert np.isfinite(summary["codec"]["train_loss"]) and np.isfinite(summary["acoustic"]["loss"])
+    assert asked == (["codec", "acoustic"] if bf16 else [])
+    assert (True in entered) == bf16  # the training forwards ran under bf16 autocast
 
 
 def test_vocoder_reference_keeps_the_clip_and_its_spectrum(micro_world):
