@@ -402,9 +402,8 @@ class AudioCodec(nn.Module):
         return rearrange(self.encoder(stacked).float(), "b d t -> b t d")  # fp32 under bf16 autocast too
 
     def _decode_latents(self, quantized: Tensor) -> Tensor:
-        frames = self.decoder(
-            rearrange(quantized, "b t d -> b d t")
-        ).float()  # (B, S*F, T), fp32 for the losses
+        # (B, S*F, T), fp32 for the losses under bf16 autocast too
+        frames = self.decoder(rearrange(quantized, "b t d -> b d t")).float()
         normalized = rearrange(frames, "b (s f) t -> b f (t s)", s=self.config.stft_per_frame)
         return normalized * self.feature_std[:, None] + self.feature_mean[:, None]
 

@@ -325,6 +325,7 @@ class SpeechCodec(nn.Module):
         latents = codec._encode_latents(target)  # (B, T, D)
         batch, frames, _ = latents.shape
         mask = codec._frame_mask(lengths, batch, frames, audio.device)  # (B, T)
+        # the content encoder runs inside too (fp32), as in the bf16 run measured in the speech preset
         with full_precision():
             content, content_codes, content_commitment = self.content_quantizer(
                 self._content_latents(target, mask), mask=mask

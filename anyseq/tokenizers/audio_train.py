@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from anyseq.io import atomic_directory
 from anyseq.modalities.audio_codec import AudioCodec, CodecOutput
-from anyseq.training.config import native_bf16
+from anyseq.training.config import bf16_autocast, native_bf16
 
 CHECKPOINT = "checkpoint"  # sub-directory of the output directory, for resume
 
@@ -233,7 +233,7 @@ def _train(
             batch = make_batch([train[i] for i in rng.integers(0, len(train), config.batch_size)], crop, rng)
             for group in optimizer.param_groups:
                 group["lr"] = scheduled_learning_rate(config, step, budget_used(config.max_minutes, started))
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with bf16_autocast(bf16):
                 losses = _total_loss(batch, codec(batch.audio, batch.lengths), auxiliary)
             loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)

@@ -41,7 +41,7 @@ from anyseq.tokenizers.audio_train import (
     scheduled_learning_rate,
 )
 from anyseq.tokenizers.image_eval import codebook_usage, psnr
-from anyseq.training.config import native_bf16
+from anyseq.training.config import bf16_autocast, native_bf16
 
 CHECKPOINT = "checkpoint"  # sub-directory of the output directory, for resume
 
@@ -344,7 +344,7 @@ def train_vq_image(
             for group in optimizer.param_groups:
                 group["lr"] = scheduled_learning_rate(config, step, budget_used(config.max_minutes, started))
             pixels, pixel_edges = _batch(train, edges, probabilities, config, step)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with bf16_autocast(bf16):
                 reconstruction = model(pixels).reconstruction
             losses = reconstruction_loss(reconstruction.float(), pixels, config, pixel_edges)
             loss = sum(losses.values())

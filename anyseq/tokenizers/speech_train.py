@@ -44,7 +44,7 @@ from anyseq.tokenizers.audio_train import (
     scheduled_learning_rate,
     train_codec,
 )
-from anyseq.training.config import native_bf16
+from anyseq.training.config import bf16_autocast, native_bf16
 
 VOICE_LABEL = "voice"  # AnyWorld's speaker label on every speech item
 
@@ -59,9 +59,8 @@ class AcousticTrainConfig:
     target_frames: int = 75  # random target crops of at most this many frames (3 s at 25 Hz)
     checkpoint_every: int = 200
     seed: int = 0
-    bf16: bool = (
-        False  # as `AudioTrainConfig.bf16`: autocast of the training forward where it measures faster
-    )
+    # as `AudioTrainConfig.bf16`: autocast of the training forward where it measures faster
+    bf16: bool = False
 
 
 @dataclass
@@ -226,7 +225,7 @@ def train_acoustic(
         )
         for group in optimizer.param_groups:
             group["lr"] = scheduled_learning_rate(config, step, budget_used(max_minutes, started))
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with bf16_autocast(bf16):
             loss = model.loss(batch, torch.Generator().manual_seed(config.seed * 100003 + step))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -81,6 +81,13 @@ def native_bf16() -> bool:
 BF16_MIN_SPEEDUP = 1.25
 
 
+def bf16_autocast(enabled: bool) -> Any:
+    """The training forward's CPU bf16 autocast context, on where a loop resolved `bf16 and native_bf16()`."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
 def _matmul_seconds(dtype: Any, repeats: int = 8) -> float:
     """The fastest of a few runs of one (1024 x 256) x (256 x 688) product (0.36 GFLOP) in `dtype`."""
     import time
