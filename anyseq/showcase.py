@@ -247,7 +247,18 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .
 """
 
 
-def render_page(examples: list[Example], report: dict[str, Any] | None, title: str) -> str:
+def render_page(
+    examples: list[Example],
+    report: dict[str, Any] | None,
+    title: str,
+    base_report: dict[str, Any] | None = None,
+) -> str:
+    base = (
+        "<h2>Evaluation of the base model (after stage 1)</h2><p>AnyGPT's paper reports its table for this "
+        f"model, before instruction tuning.</p>{_report_table(base_report)}"
+        if base_report
+        else ""
+    )
     blocks = []
     for example in examples:
         sections = "".join(
@@ -261,16 +272,22 @@ def render_page(examples: list[Example], report: dict[str, Any] | None, title: s
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
         "<p>Every output marked <em>model</em> is decoded from the model's own tokens; inputs and references come from "
         "AnyWorld's test split.</p>"
-        f"{''.join(blocks)}<h2>Evaluation</h2>{_report_table(report)}</body></html>"
+        f"{''.join(blocks)}<h2>Evaluation</h2>{_report_table(report)}{base}</body></html>"
     )
 
 
-def build_showcase(model_dir: Path, data: Path, report_path: Path | None, out_dir: Path) -> Path:
+def build_showcase(
+    model_dir: Path, data: Path, report_path: Path | None, out_dir: Path, base_report_path: Path | None = None
+) -> Path:
+    """The page of `model_dir`'s examples with its evaluation report, and the base model's when given."""
     model = AnySeq.from_pretrained(model_dir)
     examples = directions(model, data) + dialogues(model, data)
-    report = json.loads(report_path.read_text()) if report_path and report_path.is_file() else None
+    report, base_report = (
+        json.loads(path.read_text()) if path and path.is_file() else None
+        for path in (report_path, base_report_path)
+    )
     page = out_dir / "index.html"
-    atomic_write_text(page, render_page(examples, report, f"AnySeq showcase: {model_dir}"))
+    atomic_write_text(page, render_page(examples, report, f"AnySeq showcase: {model_dir}", base_report))
     summary = [
         {
             "title": e.title,

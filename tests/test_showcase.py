@@ -25,7 +25,11 @@ def test_showcase_page_loads_its_images_and_audio_in_chromium(micro_world, tmp_p
     report.write_text(
         '{"entries": [{"task": "caption", "split": "test", "n": 3, "metric": "cider", "value": 0.5, "ceiling": 1.0}]}'
     )
-    page_path = build_showcase(model, micro_world, report, tmp_path / "showcase")
+    base = tmp_path / "base.json"  # the stage-1 model's table, beside the chat model's
+    base.write_text(
+        '{"entries": [{"task": "asr", "split": "test", "n": 3, "metric": "wer", "value": 0.25, "ceiling": 0.0}]}'
+    )
+    page_path = build_showcase(model, micro_world, report, tmp_path / "showcase", base)
     summary = (tmp_path / "showcase" / "showcase.json").read_text()
     for direction in [
         "caption",
@@ -51,11 +55,17 @@ def test_showcase_page_loads_its_images_and_audio_in_chromium(micro_world, tmp_p
         )
         durations = page.eval_on_selector_all("audio", "els => els.map(e => e.duration)")
         page.screenshot(path=str(artifacts / "showcase.png"), full_page=True)
-        table = page.inner_text("table")
+        tables = page.eval_on_selector_all("table", "els => els.map(e => e.innerText)")
+        headings = page.eval_on_selector_all("h2", "els => els.map(e => e.innerText)")
         browser.close()
     assert len(images) >= 3 and all(width > 0 for width in images)
     assert len(durations) >= 8 and all(d > 0 for d in durations)
-    assert "cider" in table and "0.500" in table
+    assert len(tables) == 2 and "cider" in tables[0] and "0.500" in tables[0]
+    assert (
+        "wer" in tables[1]
+        and "0.250" in tables[1]
+        and "Evaluation of the base model (after stage 1)" in headings
+    )
 
 
 def test_a_model_that_produces_no_media_is_shown_not_fatal():

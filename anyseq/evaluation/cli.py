@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ def evaluate(
     limit: int | None = None,
     preset: str = "tiny",
     cache: Path | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a world's test and held-out splits; returns the report (report.json).
 
@@ -41,6 +43,7 @@ def evaluate(
         limit: at most this many items (dialogues for `dialogue`) per split.
         preset: `EvalConfig` preset, "tiny" (full judges) or "test" (small, fast judges).
         cache: where trained judges are kept (default: `out/judges`).
+        workers: processes that evaluate side by side (default: the preset's `EvalConfig.workers`).
     """
     import torch
 
@@ -50,17 +53,25 @@ def evaluate(
     from anyseq.evaluation.report import write_report
 
     names = check_tasks(tasks)
-    config = EvalConfig.preset(preset)
+    config = EvalConfig.preset(preset, **({} if workers is None else {"workers": workers}))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
-        evaluation = Evaluation(AnySeq.from_pretrained(model), data, out, config, limit, cache)
-        entries, seconds, notes = _run(evaluation, names)
-    finally:
-        torch.set_num_threads(threads)
-    return write_report(out, entries, str(model), str(data), preset, config.to_dict(), limit, seconds, notes)
+    workers = min(config.workers, os.cpu_count() or 1)
+    began = time.perf_counter()
+    if workers > 1:
+        entries, seconds, notes = _run_in_processes(workers, model, data, out, config, limit, cache, names)
+    else:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(config.threads)
+        try:
+            evaluation = Evaluation(AnySeq.from_pretrained(model), data, out, config, limit, cache)
+            entries, seconds, notes = _run(evaluation, names)
+        finally:
+            torch.set_num_threads(threads)
+    wall = time.perf_counter() - began
+    return write_report(
+        out, entries, str(model), str(data), preset, config.to_dict(), limit, seconds, notes, wall
+    )
 
 
 def build_judges(data: Path, cache: Path, preset: str = "tiny") -> dict[str, str]:
@@ -92,8 +103,11 @@ def build_judges(data: Path, cache: Path, preset: str = "tiny") -> dict[str, str
     return built
 
 
-def _run(evaluation: Evaluation, names: list[str]) -> tuple[list[Entry], dict[str, float], list[str]]:
-    """Every split of every task: entries, seconds per task, and notes on what was skipped."""
+def _run(
+    evaluation: Evaluation, names: list[str], only: str | None = None
+) -> tuple[list[Entry], dict[str, float], list[str]]:
+    """Every split (or the split `only`) of every task: entries, seconds per task, and notes on
+    what was skipped."""
     from anyseq.evaluation.harness import TASKS
     from anyseq.evaluation.panel import JudgeUnavailable
 
@@ -102,7 +116,7 @@ def _run(evaluation: Evaluation, names: list[str]) -> tuple[list[Entry], dict[st
         spec = TASKS[name]
         function = spec.load()
         began = time.perf_counter()
-        for split in spec.splits:
+        for split in spec.splits if only is None else [only]:
             if not evaluation.has_split(split):
                 notes.append(f"{name}: the data has no split {split!r}")
                 continue
@@ -120,6 +134,82 @@ def _run(evaluation: Evaluation, names: list[str]) -> tuple[list[Entry], dict[st
     return entries, seconds, notes
 
 
+# The evaluation of a worker process of `_run_in_processes`, made by its first piece of work (so
+# that a bad model or data directory raises its own error in the caller, not a broken pool).
+_WORKER: Evaluation | None = None
+
+
+def _run_piece(
+    setup: tuple[Path, Path, Path, dict[str, Any], int | None, Path | None], names: list[str], split: str
+) -> tuple[list[Entry], dict[str, float], list[str]]:
+    global _WORKER
+    if _WORKER is None:
+        import torch
+
+        from anyseq.api import AnySeq
+        from anyseq.evaluation.config import EvalConfig
+        from anyseq.evaluation.harness import Evaluation
+
+        model, data, out, config, limit, cache = setup
+        settings = EvalConfig.from_dict(config)
+        torch.set_num_threads(settings.threads)
+        _WORKER = Evaluation(AnySeq.from_pretrained(model), data, out, settings, limit, cache)
+    return _run(_WORKER, names, only=split)
+
+
+def _pieces(names: list[str]) -> list[tuple[list[str], str]]:
+    """The work of an evaluation as (tasks, split) pieces: one task's split, or together the tasks
+    that share work (`TaskSpec.shares`); dialogues first, the longest (turn by turn, media replies)."""
+    from anyseq.evaluation.harness import TASKS
+
+    pieces: dict[tuple[str, str], list[str]] = {}
+    for name in names:
+        for split in TASKS[name].splits:
+            pieces.setdefault((TASKS[name].shares or name, split), []).append(name)
+    return sorted(
+        ((tasks, split) for (_, split), tasks in pieces.items()), key=lambda p: "dialogue" not in p[0]
+    )
+
+
+def _run_in_processes(
+    workers: int,
+    model: Path,
+    data: Path,
+    out: Path,
+    config: Any,
+    limit: int | None,
+    cache: Path | None,
+    names: list[str],
+) -> tuple[list[Entry], dict[str, float], list[str]]:
+    """`_run` over `workers` processes (each loads the model once), the pieces of `_pieces` handed
+    to whichever is free; entries in the order `_run` gives them, seconds per task summed."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from anyseq.evaluation.harness import TASKS
+
+    setup = (model, data, out, config.to_dict(), limit, cache)
+    context = multiprocessing.get_context("spawn")  # never fork a process that holds torch's threads
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        results = [pool.submit(_run_piece, setup, tasks, split) for tasks, split in _pieces(names)]
+        try:
+            done = [future.result() for future in results]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # the first error ends the run; no piece waits for another
+            raise
+    entries, seconds, notes = [], {}, []
+    for piece_entries, piece_seconds, piece_notes in done:
+        entries += piece_entries
+        notes += piece_notes
+        for name, spent in piece_seconds.items():
+            seconds[name] = seconds.get(name, 0.0) + spent
+    order = {
+        (name, split): i for i, (name, split) in enumerate((n, s) for n in names for s in TASKS[n].splits)
+    }
+    entries.sort(key=lambda e: order[(e.task, e.split)])
+    return entries, {name: seconds[name] for name in names if name in seconds}, notes
+
+
 def eval_command(
     model: Path = typer.Option(..., help="AnySeq checkpoint directory"),
     data: Path = typer.Option(..., help="AnyWorld directory (anyseq data build)"),
@@ -132,10 +222,13 @@ def eval_command(
     limit: int | None = typer.Option(None, min=1, help="at most N items (dialogues) per split"),
     preset: str = typer.Option("tiny", help="judge sizes: tiny (full) | test (fast)"),
     cache: Path | None = typer.Option(None, help="cache of trained judges (default OUT/judges)"),
+    workers: int | None = typer.Option(
+        None, min=1, help="processes that evaluate side by side (default: the preset's, 2; at most the cores)"
+    ),
 ) -> None:
     """Evaluate a model on AnyWorld: the paper's table with independent judges."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    report = evaluate(model, data, out, tasks or None, limit, preset, cache)
+    report = evaluate(model, data, out, tasks or None, limit, preset, cache, workers)
     for entry in report["entries"]:
         ceiling = "—" if entry["ceiling"] is None else entry["ceiling"]
         typer.echo(

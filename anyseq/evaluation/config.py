@@ -20,6 +20,9 @@ class EvalConfig:
     # torch threads while evaluating: the models are small, and on a busy 2-core machine two
     # threads spin against other processes (a batch of 16 captions: 47 s with 2, 2.2 s with 1)
     threads: int = 1
+    # processes that run tasks side by side (each on `threads` threads), a split of a task at a time;
+    # no more than the machine's cores
+    workers: int = 2
     samples_per_task: int = 4  # examples shown in report.md per task and split
     recognizer_preset: str = "tiny"  # the CTC judge's RecognizerConfig preset
     speaker_clips_per_voice: int = 24  # fresh espeak-ng clips per voice for the speaker judge
@@ -29,9 +32,12 @@ class EvalConfig:
     max_dialogue_reply_tokens: int = 1600  # text and one media span of a dialogue reply
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_text_tokens < 1 or self.threads < 1 or self.samples_per_task < 0:
+        if (
+            min(self.batch_size, self.max_text_tokens, self.threads, self.workers) < 1
+            or self.samples_per_task < 0
+        ):
             raise ValueError(
-                f"batch_size, max_text_tokens and threads must be >= 1, samples_per_task >= 0: got {self}"
+                f"batch_size, max_text_tokens, threads and workers must be >= 1, samples_per_task >= 0: got {self}"
             )
         if min(self.speaker_clips_per_voice, self.instrument_clips) < 2:
             raise ValueError("the speaker and instrument judges need at least 2 clips per class")
@@ -65,5 +71,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "instrument_clips": 2,
         "max_dialogue_reply_tokens": 260,
         "meteor": False,
+        "workers": 1,
     },
 }

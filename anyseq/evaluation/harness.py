@@ -70,6 +70,9 @@ class TaskSpec:
     name: str
     function: str  # "module:function", imported when the task runs
     splits: tuple[str, ...]  # in-distribution first, then held-out splits
+    # tasks with the same name here reuse each other's work on a split (`Evaluation.memo`), so a
+    # parallel evaluation runs them in one process; "": the task shares nothing
+    shares: str = ""
 
     def load(self) -> TaskFunction:
         module, function = self.function.split(":")
@@ -87,9 +90,10 @@ TASKS: dict[str, TaskSpec] = {
             "anyseq.evaluation.images:text_to_image",
             ("test", "heldout_colour_shape", "heldout_emoji"),
         ),
-        TaskSpec("asr", "anyseq.evaluation.speech:asr", ("test", "heldout_voice")),
-        TaskSpec("tts", "anyseq.evaluation.speech:tts", ("test", "heldout_voice")),
-        TaskSpec("voice_clone", "anyseq.evaluation.speech:voice_clone", ("test", "heldout_voice")),
+        # asr and tts share the judges' WERs on the clips, tts and voice_clone the generated speech
+        TaskSpec("asr", "anyseq.evaluation.speech:asr", ("test", "heldout_voice"), "speech"),
+        TaskSpec("tts", "anyseq.evaluation.speech:tts", ("test", "heldout_voice"), "speech"),
+        TaskSpec("voice_clone", "anyseq.evaluation.speech:voice_clone", ("test", "heldout_voice"), "speech"),
         TaskSpec("music_caption", "anyseq.evaluation.music:music_caption", ("test", "heldout_melody")),
         TaskSpec("music_generation", "anyseq.evaluation.music:music_generation", ("test", "heldout_melody")),
         TaskSpec("dialogue", "anyseq.evaluation.dialogue:dialogue", ("test", "heldout_attributes")),

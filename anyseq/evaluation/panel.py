@@ -29,6 +29,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
+from filelock import FileLock
+
 from anyseq.evaluation.config import EvalConfig
 from anyseq.judges.emoji import EmojiGallery
 from anyseq.judges.instrument import InstrumentClassifier, InstrumentConfig, train_instrument_classifier
@@ -75,8 +77,13 @@ class JudgePanel:
         path = self.cache_dir / f"{name}-{key}"
         if (path / "config.json").is_file():
             return load(path)
-        judge = build()
-        judge.save(path)
+        # Processes evaluating side by side (`EvalConfig.workers`) build a judge once: the others wait.
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.cache_dir / f"{name}-{key}.lock"):
+            if (path / "config.json").is_file():
+                return load(path)
+            judge = build()
+            judge.save(path)
         return judge
 
     def speech_texts(self) -> list[str]:

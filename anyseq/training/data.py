@@ -15,7 +15,7 @@ sequences the uninterrupted one would have read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -249,41 +249,59 @@ class SequenceStream(Protocol):
 
 class DialogueStream:
     """Stage 2: each sequence is one whole dialogue, or with `pack_size` as many whole
-    dialogues as fit in that many tokens (the one that does not fit opens the next sequence),
-    each numbered from position 0 so that none attends to another."""
+    dialogues as fit in that many tokens, each numbered from position 0 so that none attends
+    to another. A packed sequence opens with the oldest dialogue drawn and not yet placed, then
+    takes, in the order drawn, every one that still fits, until `lookahead` dialogues wait for
+    a later sequence (1: the first that does not fit closes the sequence and opens the next)."""
 
-    def __init__(self, split: TokenizedSplit, sampler: TaskSampler, pack_size: int | None = None) -> None:
-        self.split, self.sampler, self.pack_size = split, sampler, pack_size
+    def __init__(
+        self, split: TokenizedSplit, sampler: TaskSampler, pack_size: int | None = None, lookahead: int = 1
+    ) -> None:
+        if lookahead < 1:
+            raise ValueError(f"lookahead must be at least 1, got {lookahead}")
+        self.split, self.sampler, self.pack_size, self.lookahead = split, sampler, pack_size, lookahead
         self.task_index = {task: i for i, task in enumerate(split.task_names)}
-        self.pending: tuple[str, int] | None = None  # drawn, but left for the next sequence
+        self.waiting: list[tuple[str, int]] = []  # drawn, in order, not yet in a sequence
 
     def _dialogue(self, task: str, example: int, numbered: bool) -> TrainSequence:
         ids, mask = self.split.tasks[task].example(example)
         index = np.full(len(ids), self.task_index[task], dtype=np.int16)
         return TrainSequence(ids, mask, index, np.arange(len(ids)) if numbered else None)
 
+    def _length(self, drawn: tuple[str, int]) -> int:
+        return int(self.split.tasks[drawn[0]].lengths[drawn[1]])
+
     def next(self) -> TrainSequence:
         if self.pack_size is None:
             return self._dialogue(*self.sampler.next(), numbered=False)
-        pieces: list[TrainSequence] = []
+        taken: list[tuple[str, int]] = []
+        waiting: list[tuple[str, int]] = []
         filled = 0
-        while True:
-            task, example = self.pending or self.sampler.next()
-            self.pending = None
-            length = int(self.split.tasks[task].lengths[example])
-            if pieces and filled + length > self.pack_size:
-                self.pending = (task, example)
-                break
-            pieces.append(self._dialogue(task, example, numbered=True))
-            filled += length
-        return _join(pieces)
+        for drawn in self._drawn(waiting):
+            length = self._length(drawn)
+            if not taken or filled + length <= self.pack_size:
+                taken.append(drawn)
+                filled += length
+            else:
+                waiting.append(drawn)
+        self.waiting = waiting
+        return _join([self._dialogue(task, example, numbered=True) for task, example in taken])
+
+    def _drawn(self, waiting: list[tuple[str, int]]) -> Iterator[tuple[str, int]]:
+        """The dialogues left waiting, then new draws until `lookahead` of them wait again."""
+        yield from self.waiting
+        while len(waiting) < self.lookahead:
+            yield self.sampler.next()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.state_dict(), "pending": list(self.pending) if self.pending else None}
+        return {"sampler": self.sampler.state_dict(), "waiting": [list(drawn) for drawn in self.waiting]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
-        self.pending = tuple(state["pending"]) if state.get("pending") else None
+        if "waiting" in state:
+            self.waiting = [(str(task), int(example)) for task, example in state["waiting"]]
+        else:  # written before the lookahead: at most one dialogue left for the next sequence
+            self.waiting = [tuple(state["pending"])] if state.get("pending") else []
 
 
 class PackedStream:
@@ -332,11 +350,12 @@ def make_stream(
     block_size: int,
     separate: bool = False,
     pack: bool = False,
+    lookahead: int = 1,
 ) -> SequenceStream:
     sampler = TaskSampler({t: len(ex) for t, ex in split.tasks.items()}, resolve_ratios(split, ratios), seed)
     if stage == "pretrain":
         return PackedStream(split, sampler, block_size, separate)
-    return DialogueStream(split, sampler, block_size if pack else None)
+    return DialogueStream(split, sampler, block_size if pack else None, lookahead)
 
 
 @dataclass

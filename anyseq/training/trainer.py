@@ -210,6 +210,7 @@ class Trainer:
             self.block_size,
             config.separate_examples,
             config.pack_dialogues,
+            config.pack_lookahead,
         )
         checkpoint = self._prepare_run_directory(resume)
         loaded = read_training_files(checkpoint) if checkpoint is not None else None

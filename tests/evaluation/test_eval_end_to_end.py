@@ -137,3 +137,20 @@ def test_bad_arguments(evaluated, tmp_path):
         evaluate(root / "model", root / "world", tmp_path, ["painting"])
     with pytest.raises(FileNotFoundError, match="no manifest.json"):
         evaluate(root / "model", tmp_path / "nowhere", tmp_path, ["asr"])
+
+
+def test_workers_evaluate_side_by_side_to_the_same_report(evaluated, tmp_path):
+    """Two processes, each a split of a task at a time (tts and voice_clone sharing their speech in
+    one), give the serial run's entries in its order; the judges come from the shared cache."""
+    report, root = evaluated
+    tasks = ["caption", "tts", "voice_clone", "music_caption"]
+    cache = root / "eval" / "judges"
+    parallel = evaluate(root / "model", root / "world", tmp_path, tasks, limit=4, preset="test", cache=cache,
+                        workers=2)  # fmt: skip
+    serial = [e for e in report["entries"] if e["task"] in tasks]
+    assert [(e["task"], e["split"]) for e in parallel["entries"]] == [(e["task"], e["split"]) for e in serial]
+    for got, expected in zip(parallel["entries"], serial, strict=True):
+        assert (got["value"], got["metrics"], got["ceiling"]) == (expected["value"], expected["metrics"],
+                                                                  expected["ceiling"]), got["task"]  # fmt: skip
+    assert parallel["config"]["workers"] == 2 and set(parallel["seconds"]) == set(tasks)
+    assert 0 < parallel["seconds_wall"] and not (tmp_path / "judges").exists()

@@ -110,6 +110,8 @@ def test_bad_settings_are_named():
         TrainConfig.from_name("tiny", "sft", separate_examples=True)
     with pytest.raises(ValueError, match="pack_dialogues is for stage sft only"):
         TrainConfig.from_name("tiny", "pretrain", pack_dialogues=True)
+    with pytest.raises(ValueError, match="pack_lookahead must be at least 1, got 0"):
+        TrainConfig.from_name("tiny", "sft", pack_lookahead=0)
 
 
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "no")])

@@ -206,19 +206,60 @@ def test_packed_dialogues_are_never_cut_and_each_attends_only_to_itself():
     torch.testing.assert_close(packed[1, :5], alone[2])
 
 
-@pytest.mark.parametrize(("stage", "pack"), [("pretrain", False), ("sft", False), ("sft", True)])
-def test_a_saved_position_continues_the_same_sequences(tiny_world, stage, pack):
+def _dialogues(row: TrainSequence) -> list[tuple[int, ...]]:
+    """The ids of each dialogue of a packed row (each numbered from position 0)."""
+    starts = list(np.flatnonzero(row.position == 0))
+    return [tuple(row.ids[a:b]) for a, b in zip(starts, [*starts[1:], len(row.ids)], strict=True)]
+
+
+def test_a_lookahead_fills_packed_rows_with_the_same_whole_dialogues_in_the_order_drawn():
+    lengths = {"a": [7, 9, 3, 5, 8], "b": [4, 6, 2]}
+    split = TokenizedSplit("s", {"a": _examples(lengths["a"]), "b": _examples(lengths["b"], offset=100)})
+    ratios = resolve_ratios(split, None)
+
+    def rows(lookahead: int) -> tuple[list[TrainSequence], DialogueStream]:
+        stream = DialogueStream(split, TaskSampler({"a": 5, "b": 3}, ratios, seed=2), 12, lookahead)
+        return [stream.next() for _ in range(40)], stream
+
+    (near, _), (ahead, stream) = rows(1), rows(4)
+    fill = {name: sum(len(r.ids) for r in got) / (12 * len(got)) for name, got in (("1", near), ("4", ahead))}
+    assert fill["4"] > fill["1"] + 0.1, fill  # 0.91 against 0.79
+    full = [sum(len(r.ids) == 12 for r in got) for got in (near, ahead)]
+    assert all(len(r.ids) <= 12 for r in ahead) and full[1] >= 2 * full[0], full  # 16 against 7
+
+    # every dialogue whole (a span numbered from 0 is one example's ids) and placed near its draw
+    examples = {tuple(split.tasks[t].example(i)[0]) for t in lengths for i in range(len(lengths[t]))}
+    placed = [dialogue for row in ahead for dialogue in _dialogues(row)]
+    assert set(placed) <= examples
+    reference = TaskSampler({"a": 5, "b": 3}, ratios, seed=2)
+    draws = [
+        tuple(split.tasks[t].example(i)[0]) for t, i in (reference.next() for _ in range(len(placed) + 4))
+    ]
+    assert all(d in draws[max(0, k - 8) : k + 8] for k, d in enumerate(placed))
+    # the rows and the dialogues still waiting are exactly the draws: none lost, none twice
+    waiting = [tuple(split.tasks[t].example(i)[0]) for t, i in stream.waiting]
+    assert len(waiting) == 4 and sorted(placed + waiting) == sorted(draws)
+
+    with pytest.raises(ValueError, match="lookahead must be at least 1"):
+        DialogueStream(split, TaskSampler({"a": 5, "b": 3}, ratios, seed=2), 12, 0)
+
+
+@pytest.mark.parametrize(
+    ("stage", "pack", "lookahead"),
+    [("pretrain", False, 1), ("sft", False, 1), ("sft", True, 1), ("sft", True, 6)],
+)
+def test_a_saved_position_continues_the_same_sequences(tiny_world, stage, pack, lookahead):
     corpus = "pretrain" if stage == "pretrain" else "instruct"
     split = TokenizedSplit.load(tiny_world.view, corpus, "train")
     ratios = {t: 1.0 for t in split.tasks}
     block = 200 if pack else 40
     split = split.fit_to(block, "skip")[0] if pack else split
-    stream = make_stream(stage, split, ratios, seed=3, block_size=block, pack=pack)
+    stream = make_stream(stage, split, ratios, seed=3, block_size=block, pack=pack, lookahead=lookahead)
     for _ in range(7):
         stream.next()
     state = json.loads(json.dumps(stream.state_dict()))
     expected = [stream.next().ids.tolist() for _ in range(9)]
-    resumed = make_stream(stage, split, ratios, seed=3, block_size=block, pack=pack)
+    resumed = make_stream(stage, split, ratios, seed=3, block_size=block, pack=pack, lookahead=lookahead)
     resumed.load_state_dict(state)
     assert [resumed.next().ids.tolist() for _ in range(9)] == expected
     assert isinstance(stream, PackedStream if stage == "pretrain" else DialogueStream)

@@ -117,7 +117,9 @@ def test_separated_examples_reach_the_model_as_positions(tiny_world, tmp_path):
 
 def test_packed_dialogues_cost_the_same_loss_as_each_dialogue_alone(tiny_world, tmp_path):
     config = TrainConfig.from_name("test", "sft", max_steps=2, eval_every=0, save_every=2, replay=0.5)
-    trainer = Trainer(config.with_overrides(pack_dialogues=True), tiny_world.model, tiny_world.data, tmp_path)
+    packed = config.with_overrides(pack_dialogues=True, pack_lookahead=4)
+    trainer = Trainer(packed, tiny_world.model, tiny_world.data, tmp_path)
+    assert trainer.stream.lookahead == 4
     row = next(r for r in (trainer.stream.next() for _ in range(20)) if (r.position == 0).sum() >= 2)
     starts = [*np.flatnonzero(row.position == 0), len(row.ids)]
     spans = zip(starts, starts[1:], strict=False)
