@@ -56,7 +56,8 @@ def evaluate(
     config = EvalConfig.preset(preset, **({} if workers is None else {"workers": workers}))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    workers = min(config.workers, os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(config.workers, cores)  # the cores this process may use, not the machine's
     began = time.perf_counter()
     if workers > 1:
         entries, seconds, notes = _run_in_processes(workers, model, data, out, config, limit, cache, names)
