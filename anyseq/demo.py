@@ -8,7 +8,7 @@
     pretrain   anyseq train pretrain                           AnyGPT stage 1: text-centric pairs
     sft        anyseq train sft                                AnyGPT stage 2: any-to-any dialogues
     eval       anyseq eval --tasks dialogue --limit 50         the chat model in multi-turn dialogues, independent judges
-    eval-base  anyseq eval --limit 50, stage 1's model           the paper's table, of the base model as AnyGPT's is
+    eval-base  anyseq eval --limit 50 (stage 1's model)        the paper's table, of the base model as AnyGPT's is
     showcase   the eight directions and multi-turn dialogues -> one self-contained HTML page
 
 Each step runs the same command a user would type, in a child process, and leaves a
