@@ -150,7 +150,7 @@ def _steps(paths: DemoPaths, preset: str) -> list[tuple[str, Callable[[], list[s
                 "dialogue",
             ),
         ),
-        # AnyGPT's table (section 5) is of its base model, after stage 1, as the rest of this evaluation is
+        # the rest of the table on stage 1's model: AnyGPT's table (its section 5) is of its base model
         (
             "eval-base",
             lambda: _anyseq(

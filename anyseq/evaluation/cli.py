@@ -43,13 +43,14 @@ def evaluate(
         limit: at most this many items (dialogues for `dialogue`) per split.
         preset: `EvalConfig` preset, "tiny" (full judges) or "test" (small, fast judges).
         cache: where trained judges are kept (default: `out/judges`).
-        workers: processes that evaluate side by side (default: the preset's `EvalConfig.workers`).
+        workers: processes that evaluate side by side (default: the preset's `EvalConfig.workers`, 1;
+            `anyseq eval` asks for 2). They are spawned, so a script that asks for more than one
+            calls `evaluate` under `if __name__ == "__main__":`.
     """
     import torch
 
-    from anyseq.api import AnySeq
     from anyseq.evaluation.config import EvalConfig
-    from anyseq.evaluation.harness import Evaluation, check_tasks
+    from anyseq.evaluation.harness import check_tasks
     from anyseq.evaluation.report import write_report
 
     names = check_tasks(tasks)
@@ -63,10 +64,8 @@ def evaluate(
         entries, seconds, notes = _run_in_processes(workers, model, data, out, config, limit, cache, names)
     else:
         threads = torch.get_num_threads()
-        torch.set_num_threads(config.threads)
         try:
-            evaluation = Evaluation(AnySeq.from_pretrained(model), data, out, config, limit, cache)
-            entries, seconds, notes = _run(evaluation, names)
+            entries, seconds, notes = _run(_evaluation(model, data, out, config, limit, cache), names)
         finally:
             torch.set_num_threads(threads)
     wall = time.perf_counter() - began
@@ -135,6 +134,19 @@ def _run(
     return entries, seconds, notes
 
 
+def _evaluation(
+    model: Path, data: Path, out: Path, config: Any, limit: int | None, cache: Path | None
+) -> Evaluation:
+    """The evaluation of `model` on `data`, on the config's torch threads."""
+    import torch
+
+    from anyseq.api import AnySeq
+    from anyseq.evaluation.harness import Evaluation
+
+    torch.set_num_threads(config.threads)
+    return Evaluation(AnySeq.from_pretrained(model), data, out, config, limit, cache)
+
+
 # The evaluation of a worker process of `_run_in_processes`, made by its first piece of work (so
 # that a bad model or data directory raises its own error in the caller, not a broken pool).
 _WORKER: Evaluation | None = None
@@ -145,16 +157,10 @@ def _run_piece(
 ) -> tuple[list[Entry], dict[str, float], list[str]]:
     global _WORKER
     if _WORKER is None:
-        import torch
-
-        from anyseq.api import AnySeq
         from anyseq.evaluation.config import EvalConfig
-        from anyseq.evaluation.harness import Evaluation
 
         model, data, out, config, limit, cache = setup
-        settings = EvalConfig.from_dict(config)
-        torch.set_num_threads(settings.threads)
-        _WORKER = Evaluation(AnySeq.from_pretrained(model), data, out, settings, limit, cache)
+        _WORKER = _evaluation(model, data, out, EvalConfig.from_dict(config), limit, cache)
     return _run(_WORKER, names, only=split)
 
 
@@ -223,9 +229,7 @@ def eval_command(
     limit: int | None = typer.Option(None, min=1, help="at most N items (dialogues) per split"),
     preset: str = typer.Option("tiny", help="judge sizes: tiny (full) | test (fast)"),
     cache: Path | None = typer.Option(None, help="cache of trained judges (default OUT/judges)"),
-    workers: int | None = typer.Option(
-        None, min=1, help="processes that evaluate side by side (default: the preset's, 2; at most the cores)"
-    ),
+    workers: int = typer.Option(2, min=1, help="processes that evaluate side by side (at most the cores)"),
 ) -> None:
     """Evaluate a model on AnyWorld: the paper's table with independent judges."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

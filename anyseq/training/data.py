@@ -15,7 +15,7 @@ sequences the uninterrupted one would have read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -268,30 +268,24 @@ class DialogueStream:
         index = np.full(len(ids), self.task_index[task], dtype=np.int16)
         return TrainSequence(ids, mask, index, np.arange(len(ids)) if numbered else None)
 
-    def _length(self, drawn: tuple[str, int]) -> int:
-        return int(self.split.tasks[drawn[0]].lengths[drawn[1]])
-
     def next(self) -> TrainSequence:
         if self.pack_size is None:
             return self._dialogue(*self.sampler.next(), numbered=False)
         taken: list[tuple[str, int]] = []
         waiting: list[tuple[str, int]] = []
         filled = 0
-        for drawn in self._drawn(waiting):
-            length = self._length(drawn)
+        earlier = iter(self.waiting)
+        # the dialogues left waiting first, then new draws, until `lookahead` of them wait again
+        while (drawn := next(earlier, None)) is not None or len(waiting) < self.lookahead:
+            task, example = drawn or self.sampler.next()
+            length = int(self.split.tasks[task].lengths[example])
             if not taken or filled + length <= self.pack_size:
-                taken.append(drawn)
+                taken.append((task, example))
                 filled += length
             else:
-                waiting.append(drawn)
+                waiting.append((task, example))
         self.waiting = waiting
         return _join([self._dialogue(task, example, numbered=True) for task, example in taken])
-
-    def _drawn(self, waiting: list[tuple[str, int]]) -> Iterator[tuple[str, int]]:
-        """The dialogues left waiting, then new draws until `lookahead` of them wait again."""
-        yield from self.waiting
-        while len(waiting) < self.lookahead:
-            yield self.sampler.next()
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler.state_dict(), "waiting": [list(drawn) for drawn in self.waiting]}
