@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from anyseq.conversation import LossOn
+
 Stage = Literal["pretrain", "sft"]
 Precision = Literal["auto", "no", "bf16"]
 Overlong = Literal["error", "skip", "truncate"]
@@ -153,6 +155,10 @@ class TrainConfig:
     # it to its first block_size tokens; skipped or cut examples are counted per task in the
     # log and the run's summary.
     overlong: Overlong = "error"
+    # The targets of a stage-1 pair, in stage 1 and where stage 2 rehearses it: "all" its every
+    # token (AnyGPT), "assistant" only the reply (the caption of a captioning pair, the image of a
+    # text-to-image pair), so no update goes to predicting the input media.
+    pair_loss: LossOn = "all"
     # Stage 2 only: the share of sequences drawn from stage 1's pairs (rehearsal), so the single-task
     # skills (caption, ASR, TTS, ...) survive instruction tuning; 0 trains on dialogues alone.
     replay: float = 0.0
@@ -217,6 +223,8 @@ class TrainConfig:
             raise ValueError("pack_dialogues is for stage sft only (stage 1 always packs its blocks)")
         if self.pack_lookahead < 1:
             raise ValueError(f"pack_lookahead must be at least 1, got {self.pack_lookahead}")
+        if self.pair_loss not in ("all", "assistant"):
+            raise ValueError(f"pair_loss must be all or assistant, got {self.pair_loss!r}")
         if self.overlong not in ("error", "skip", "truncate"):
             raise ValueError(f"overlong must be error, skip or truncate, got {self.overlong!r}")
         if self.mixed_precision not in ("auto", "no", "bf16"):
@@ -301,8 +309,9 @@ def _tuples(lora: dict[str, Any]) -> dict[str, Any]:
 
 
 PRESETS: dict[str, dict[Stage, TrainConfig]] = {
-    # The 8M `tiny` backbone from scratch on AnyWorld tiny, both stages in 20 minutes of steps on
-    # 2 CPU cores. The time budgets end them (max_steps caps what a faster machine runs), so the
+    # The 2M `tiny` backbone from scratch on AnyWorld tiny (the measurements below are of the 7.1M
+    # one it replaced on 2026-12-07; see `anyseq.backbone`), both stages in 20 minutes of steps on 2
+    # CPU cores. The time budgets end them (max_steps caps what a faster machine runs), so the
     # precision matters: "auto" is bf16 where it measures faster (`native_bf16`): stage 1 at
     # 3,728 tokens/s against fp32's 2,358 on a CPU with AMX, 3,678 against 2,808 on one without
     # (2026-12-07). Until 2026-12-07 stage 1 ran 540 steps of 8 blocks (see its batch_size and

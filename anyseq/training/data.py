@@ -108,6 +108,16 @@ class TokenizedSplit:
             tasks[str(task_name)] = TaskExamples(task_ids, task_mask, new_offsets)
         return cls(name, tasks)
 
+    def every_token(self) -> TokenizedSplit:
+        """This split with every token a target but each example's first (its bos), as
+        `render(loss_on="all")` marks a stage-1 pair for AnyGPT's pretraining."""
+        tasks = {}
+        for task, examples in self.tasks.items():
+            mask = np.ones(len(examples.ids), dtype=bool)
+            mask[examples.offsets[:-1]] = False
+            tasks[task] = TaskExamples(examples.ids, mask, examples.offsets)
+        return TokenizedSplit(self.name, tasks)
+
     def fit_to(self, limit: int, overlong: Overlong) -> tuple[TokenizedSplit, dict[str, int]]:
         """This split with every example within `limit` tokens, decided before any compute:
         "error" raises an error naming what does not fit, "skip" drops those examples,

@@ -2,8 +2,9 @@
 
 AnyGPT tokenizes its corpora offline (media -> codes) so training only reads ids. Here
 `tokenize_data` renders each (task, conversation) of the pretraining and instruction
-corpora with a checkpoint's tokenizers into ids and a loss mask (every token for the
-pretraining pairs, the assistant's turns for the dialogues), and writes Parquet shards:
+corpora with a checkpoint's tokenizers into ids and a loss mask (the assistant's turns: a
+pair's reply, a dialogue's answers; the trainer widens a pair's mask to every token where its
+`pair_loss` says so, as AnyGPT trains), and writes Parquet shards:
 
     DATA/tokenized/{fingerprint}/
       manifest.json                     # counts per corpus, split and task; fingerprint
@@ -39,11 +40,11 @@ from anyseq.vocab import VocabLayout
 log = logging.getLogger(__name__)
 
 VIEW_KIND = "anyseq-tokenized"
-VIEW_VERSION = 1
+VIEW_VERSION = 2  # 1 stored every token of a pair as a target
 VIEW_ROOT = "tokenized"
 MANIFEST = "manifest.json"
-# Stage 1 trains every token of a pair; stage 2 only the assistant's turns.
-CORPUS_LOSS: dict[str, LossOn] = {"pretrain": "all", "instruct": "assistant"}
+# The view keeps the assistant's turns as targets for both corpora; "all" is made from it.
+CORPUS_LOSS: dict[str, LossOn] = {"pretrain": "assistant", "instruct": "assistant"}
 DEFAULT_SPLITS = ("train", "validation")
 SHARD_EXAMPLES = 4096
 MAX_REPORTED_SKIPS = 20
@@ -213,15 +214,18 @@ def tokenize_data(
     """Tokenize AnyWorld's corpora in `data_dir` with `model_dir`'s tokenizers, once.
 
     Returns the view directory; an existing view for the same fingerprint is reused
-    unless `overwrite`.
+    unless `overwrite` or it was written by an older version of this code.
     """
     data_dir, model_dir = Path(data_dir), Path(model_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"{data_dir}: no such data directory")
     out = view_path(data_dir, model_dir)
     if (out / MANIFEST).is_file() and not overwrite:
-        log.info("%s: already tokenized for this model", out)
-        return out
+        found = json.loads((out / MANIFEST).read_text()).get("version")
+        if found == VIEW_VERSION:
+            log.info("%s: already tokenized for this model", out)
+            return out
+        log.info("%s: a version-%s view; tokenizing again (version %d)", out, found, VIEW_VERSION)
     from anyseq.world.dataset import iter_conversations
 
     layout, meta = read_layout(model_dir)

@@ -189,9 +189,13 @@ class Trainer:
         self.overlong: dict[str, dict[str, int]] = {}
         splits = {}
         for split in ("train", "validation"):
-            loaded = TokenizedSplit.load(self.view, corpus, split)
+            loaded = (
+                self._pairs(split)
+                if config.stage == "pretrain"
+                else TokenizedSplit.load(self.view, corpus, split)
+            )
             if config.replay:
-                loaded = with_replay(loaded, TokenizedSplit.load(self.view, STAGE_CORPUS["pretrain"], split))
+                loaded = with_replay(loaded, self._pairs(split))
             splits[split], overlong = loaded.fit_to(self.block_size, config.overlong)
             if overlong:
                 self.overlong[split] = overlong
@@ -289,6 +293,11 @@ class Trainer:
             atomic_write_json(run_file, record)
         self.accelerator.wait_for_everyone()
         return checkpoint
+
+    def _pairs(self, split: str) -> TokenizedSplit:
+        """Stage 1's pairs of `split`, with the targets `pair_loss` names."""
+        pairs = TokenizedSplit.load(self.view, STAGE_CORPUS["pretrain"], split)
+        return pairs.every_token() if self.config.pair_loss == "all" else pairs
 
     def _load_model(self, checkpoint: Path | None, loaded: LoadedTraining | None) -> PreTrainedModel:
         lora = self.config.lora

@@ -41,12 +41,16 @@ def test_view_holds_exactly_what_render_gives(tiny_world):
     assert sum(t["examples"] for t in counts["tasks"].values()) == 96
     split = TokenizedSplit.load(tiny_world.view, "pretrain", "train")
     position = {task: 0 for task in split.tasks}
+    every = split.every_token()
     for task, conversation in pretrain_items(96, 1):
-        expected = render(conversation, layout, tokenizers, loss_on="all")
+        expected = render(conversation, layout, tokenizers, loss_on="assistant")
         ids, mask = split.tasks[task].example(position[task])
-        position[task] += 1
         assert ids.tolist() == expected.ids.tolist()
-        assert mask.tolist() == expected.loss_mask.tolist()
+        assert mask.tolist() == expected.loss_mask.tolist() and 0 < mask.sum() < len(mask)  # the reply
+        # AnyGPT's pretraining targets, made from the view: what render(loss_on="all") marks
+        _, all_mask = every.tasks[task].example(position[task])
+        assert all_mask.tolist() == render(conversation, layout, tokenizers, loss_on="all").loss_mask.tolist()
+        position[task] += 1
     assert max(split.tasks[t].lengths.max() for t in split.tasks) == counts["max_length"]
     # Dialogues train only the assistant's turns.
     dialogues = TokenizedSplit.load(tiny_world.view, "instruct", "train")

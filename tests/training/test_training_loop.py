@@ -115,6 +115,34 @@ def test_separated_examples_reach_the_model_as_positions(tiny_world, tmp_path):
     assert separated.step().loss_sum.item() != pytest.approx(shared.step().loss_sum.item(), rel=1e-4)
 
 
+@pytest.mark.parametrize("stage", ["pretrain", "sft"])
+def test_pair_loss_names_the_targets_of_stage_one_pairs(tiny_world, tmp_path, stage):
+    config = TrainConfig.from_name("test", stage, max_steps=2, eval_every=0, save_every=2)
+    if stage == "sft":
+        config = config.with_overrides(replay=0.5)
+    targets = {}
+    for pair_loss in ("all", "assistant"):
+        trainer = Trainer(config.with_overrides(pair_loss=pair_loss), tiny_world.model, tiny_world.data,
+                          tmp_path / pair_loss)  # fmt: skip
+        pairs = {
+            t: ex for t, ex in trainer.train_split.tasks.items() if stage == "pretrain" or "replay:" in t
+        }
+        targets[pair_loss] = {t: int(ex.loss_mask.sum()) for t, ex in pairs.items()}
+        assert targets[pair_loss]
+        for task, examples in pairs.items():
+            if pair_loss == "all":  # every token but each example's first
+                assert targets["all"][task] == len(examples.ids) - len(examples)
+        if stage == "sft":  # the dialogues keep their assistant turns either way
+            dialogues = {
+                t: int(ex.loss_mask.sum()) for t, ex in trainer.train_split.tasks.items() if t not in pairs
+            }
+            assert dialogues and dialogues == targets.setdefault("dialogues", dialogues)
+    for task in targets["all"]:
+        assert 0 < targets["assistant"][task] < targets["all"][task] / 2  # the reply only
+    with pytest.raises(ValueError, match="pair_loss must be all or assistant, got 'reply'"):
+        config.with_overrides(pair_loss="reply")
+
+
 def test_packed_dialogues_cost_the_same_loss_as_each_dialogue_alone(tiny_world, tmp_path):
     config = TrainConfig.from_name("test", "sft", max_steps=2, eval_every=0, save_every=2, replay=0.5)
     packed = config.with_overrides(pack_dialogues=True, pack_lookahead=4)

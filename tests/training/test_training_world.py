@@ -44,6 +44,12 @@ def test_tokenize_then_train_both_stages_from_the_command_line(micro_world, tmp_
 
     tokenize_command(world, model)
     view = tokenize_data(world, model)  # found, not made again
+    # A view written by older code (version 1: every token of a pair a target) is made again.
+    stale = read_view_manifest(view) | {"version": 1}
+    (view / "manifest.json").write_text(json.dumps(stale))
+    with pytest.raises(ValueError, match="not a version-2 tokenized view"):
+        read_view_manifest(view)
+    assert tokenize_data(world, model) == view and read_view_manifest(view)["version"] == 2
     manifest, world_manifest = read_view_manifest(view), read_manifest(world)
     pairs = manifest["corpora"]["pretrain"]["train"]
     assert {task: c["examples"] for task, c in pairs["tasks"].items()} == world_manifest["pretrain"]["train"]
