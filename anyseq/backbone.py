@@ -65,10 +65,10 @@ PRESETS: dict[str, BackboneConfig] = {
     # lower on every task at each step down (ASR 2.50 / 2.36 / 2.31, music caption 3.39 / 3.05 / 2.91),
     # ASR WER 0.75 / 0.63 / 0.54, text-to-image 0.17 / 0.22 / 0.24, music caption 0.45 / 0.45 / 0.50,
     # TTS WER 1.00 / 0.99 / 0.93, caption 0.26 / 0.31 / 0.22 (held-out 0.28 / 0.32 / 0.35) (README,
-    # "tiny backbone size"). A context of 1024, not 512: a 4-second tiny music clip is 400 tokens, and 63% of AnyWorld
-    # tiny's dialogues (median 628 tokens; nearly all that hold music) are longer than 512, 22%
-    # longer than 1024; at 512, stage 2 trained on cut dialogues and a third of the dialogue test's
-    # turns did not fit. Stage 1's pairs still come in blocks of 512 (its `block_size`).
+    # "tiny backbone size"). A context of 1024, not 512: a 4-second tiny music clip is 400 tokens,
+    # and 63% of AnyWorld tiny's dialogues (median 628 tokens; nearly all that hold music) are
+    # longer than 512, 22% longer than 1024; at 512, stage 2 trained on cut dialogues and a third
+    # of the dialogue test's turns did not fit. Stage 1's pairs still come in blocks of 512 (its `block_size`).
     "tiny": BackboneConfig(
         hidden_size=128, num_layers=4, num_heads=4, intermediate_size=344, context_length=1024
     ),

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from anyseq.checkpoint import read_layout
-from anyseq.conversation import Conversation, LossOn, render
+from anyseq.conversation import Conversation, render
 from anyseq.io import atomic_directory, atomic_write_json
 from anyseq.media import MediaError
 from anyseq.modalities.base import ModalityTokenizer, load_tokenizer
@@ -43,8 +43,8 @@ VIEW_KIND = "anyseq-tokenized"
 VIEW_VERSION = 2  # 1 stored every token of a pair as a target
 VIEW_ROOT = "tokenized"
 MANIFEST = "manifest.json"
-# The view keeps the assistant's turns as targets for both corpora; "all" is made from it.
-CORPUS_LOSS: dict[str, LossOn] = {"pretrain": "assistant", "instruct": "assistant"}
+# Both corpora keep the assistant's turns as targets; the trainer makes "every token" from them.
+CORPORA = ("pretrain", "instruct")
 DEFAULT_SPLITS = ("train", "validation")
 SHARD_EXAMPLES = 4096
 MAX_REPORTED_SKIPS = 20
@@ -108,7 +108,6 @@ def _write_split(
     items: Iterable[tuple[str, Conversation]],
     layout: VocabLayout,
     tokenizers: Mapping[str, ModalityTokenizer],
-    loss_on: LossOn,
     label: str,
     shard_examples: int,
 ) -> SplitCounts:
@@ -129,7 +128,7 @@ def _write_split(
 
     for number, (task, conversation) in enumerate(tqdm(items, desc=f"tokenize {label}", unit="conv")):
         try:
-            rendered = render(conversation, layout, tokenizers, loss_on=loss_on)
+            rendered = render(conversation, layout, tokenizers, loss_on="assistant")
         except (MediaError, ValueError) as error:
             counts.skipped += 1
             if len(counts.skipped_examples) < MAX_REPORTED_SKIPS:
@@ -159,9 +158,9 @@ def write_view(
 ) -> dict[str, Any]:
     """Render every (task, conversation) of `sources` and write the view atomically; returns its manifest."""
     out = Path(out)
-    unknown = set(sources) - set(CORPUS_LOSS)
+    unknown = set(sources) - set(CORPORA)
     if unknown:
-        raise ValueError(f"unknown corpora {sorted(unknown)}; known: {sorted(CORPUS_LOSS)}")
+        raise ValueError(f"unknown corpora {sorted(unknown)}; known: {sorted(CORPORA)}")
     manifest: dict[str, Any] = {
         "kind": VIEW_KIND,
         "version": VIEW_VERSION,
@@ -179,7 +178,6 @@ def write_view(
                     items,
                     layout,
                     tokenizers,
-                    CORPUS_LOSS[corpus],
                     f"{corpus}/{split}",
                     shard_examples,
                 )
@@ -208,7 +206,7 @@ def tokenize_data(
     data_dir: str | Path,
     model_dir: str | Path,
     splits: Iterable[str] = DEFAULT_SPLITS,
-    corpora: Iterable[str] = tuple(CORPUS_LOSS),
+    corpora: Iterable[str] = CORPORA,
     overwrite: bool = False,
 ) -> Path:
     """Tokenize AnyWorld's corpora in `data_dir` with `model_dir`'s tokenizers, once.
@@ -221,11 +219,12 @@ def tokenize_data(
         raise FileNotFoundError(f"{data_dir}: no such data directory")
     out = view_path(data_dir, model_dir)
     if (out / MANIFEST).is_file() and not overwrite:
-        found = json.loads((out / MANIFEST).read_text()).get("version")
-        if found == VIEW_VERSION:
+        try:
+            read_view_manifest(out)
             log.info("%s: already tokenized for this model", out)
             return out
-        log.info("%s: a version-%s view; tokenizing again (version %d)", out, found, VIEW_VERSION)
+        except ValueError as stale:  # written by older code
+            log.info("%s; tokenizing again", stale)
     from anyseq.world.dataset import iter_conversations
 
     layout, meta = read_layout(model_dir)

@@ -189,11 +189,8 @@ class Trainer:
         self.overlong: dict[str, dict[str, int]] = {}
         splits = {}
         for split in ("train", "validation"):
-            loaded = (
-                self._pairs(split)
-                if config.stage == "pretrain"
-                else TokenizedSplit.load(self.view, corpus, split)
-            )
+            pairs = corpus == STAGE_CORPUS["pretrain"]
+            loaded = self._pairs(split) if pairs else TokenizedSplit.load(self.view, corpus, split)
             if config.replay:
                 loaded = with_replay(loaded, self._pairs(split))
             splits[split], overlong = loaded.fit_to(self.block_size, config.overlong)
