@@ -28,6 +28,10 @@ class BackboneConfig:
     rope_theta: float = 10000.0
 
     def __post_init__(self) -> None:
+        sizes = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "context_length")
+        for name in sizes:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"backbone {name} must be positive, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
 

@@ -43,16 +43,26 @@ def init_command(
     code_embeddings: Annotated[
         bool, typer.Option(help="start the modality rows from the tokenizers' code vectors")
     ] = True,
+    hidden_size: Annotated[int | None, typer.Option(help="change the preset's width")] = None,
+    num_layers: Annotated[int | None, typer.Option(help="change the preset's depth")] = None,
+    num_heads: Annotated[int | None, typer.Option(help="change the preset's attention heads")] = None,
+    intermediate_size: Annotated[int | None, typer.Option(help="change the preset's MLP width")] = None,
 ) -> None:
-    """Make an untrained model directory: vocabulary (text + specials + modality ranges) and backbone."""
+    """Make an untrained model directory: vocabulary (text + specials + modality ranges) and backbone.
+
+    The backbone is a preset, or a preset with its shape changed (`--hidden-size 96
+    --intermediate-size 256`: the README's "tiny backbone size" row)."""
     from anyseq.training.init import init_model, world_texts
 
+    shape = {"hidden_size": hidden_size, "num_layers": num_layers, "num_heads": num_heads,
+             "intermediate_size": intermediate_size}  # fmt: skip
     texts = None if from_hf is not None else world_texts(data)
     init_model(
         out,
         tokenizer or [],
         texts=texts,
         backbone=backbone,
+        backbone_overrides={name: value for name, value in shape.items() if value is not None},
         from_hf=from_hf,
         text_vocab_size=text_vocab_size,
         seed=seed,

@@ -104,6 +104,7 @@ def init_model(
     *,
     texts: Iterable[str] | None = None,
     backbone: str | None = "tiny",
+    backbone_overrides: Mapping[str, int] | None = None,
     from_hf: str | Path | None = None,
     text_vocab_size: int = TEXT_VOCAB_SIZE,
     seed: int = 0,
@@ -115,6 +116,7 @@ def init_model(
         tokenizer_dirs: saved modality tokenizers (image, speech, music...), one each.
         texts: the text corpus the BPE learns from; required without `from_hf`.
         backbone: a `BackboneConfig` preset name, used when `from_hf` is None.
+        backbone_overrides: fields of that preset to change (e.g. `hidden_size`, `num_layers`).
         from_hf: a local HF causal LM directory; its tokenizer is kept and its vocabulary grown.
         code_embeddings: start the modality rows from the tokenizers' code vectors (`embed_codes`);
             False leaves them as the backbone made them (random, or the mean row of a grown vocabulary).
@@ -130,6 +132,8 @@ def init_model(
     order = [name for name in BOUNDARY_TOKENS if name in tokenizers]  # image, speech, music
     specs = [tokenizers[name].spec for name in order]
 
+    if from_hf is not None and backbone_overrides:
+        raise ValueError(f"backbone settings {dict(backbone_overrides)} are for a preset, not for --from-hf")
     if from_hf is not None:
         layout = VocabLayout(load_text_tokenizer(from_hf), specs)
         model = load_backbone(from_hf, layout.vocab_size, dtype=torch.float32)
@@ -141,7 +145,7 @@ def init_model(
             raise ValueError("a backbone preset starts from scratch: give the texts to train its BPE on")
         layout = VocabLayout(train_bpe(texts, text_vocab_size), specs)
         torch.manual_seed(seed)
-        config = BackboneConfig.from_name(backbone)
+        config = BackboneConfig.from_name(backbone, **(backbone_overrides or {}))
         model = build_model(config, layout.vocab_size, layout.bos_id, layout.eos_id, layout.pad_id)
         metadata = {"backbone": backbone, "backbone_config": config.to_dict()}
     metadata["code_embeddings"] = embed_codes(model, layout, tokenizers, seed) if code_embeddings else []

@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from anyseq.training.config import ANYGPT_PRETRAIN_RATIOS, PRESETS, LoraSettings, TrainConfig, native_bf16
+from anyseq.training.config import (
+    ANYGPT_PRETRAIN_RATIOS,
+    PRESETS,
+    TINY_PRETRAIN_RATIOS,
+    LoraSettings,
+    TrainConfig,
+    native_bf16,
+)
 
 
 def test_every_preset_builds_for_both_stages():
@@ -21,7 +28,16 @@ def test_pretrain_mix_is_anygpts():
     assert ratios["image_caption"] == 0.2 and ratios["image_generation"] == 0.22
     assert math.isclose(ratios["asr"] + ratios["tts"], 0.3)
     assert math.isclose(ratios["music_caption"] + ratios["music_generation"], 0.28)
-    assert TrainConfig.from_name("tiny", "pretrain").task_ratios == ratios
+    assert TrainConfig.from_name("small", "pretrain").task_ratios == ratios
+    # The tiny preset halves music's draws (its clips cost four times a picture's tokens) and
+    # keeps AnyGPT's proportions among the other tasks.
+    tiny = TrainConfig.from_name("tiny", "pretrain").task_ratios
+    assert tiny == TINY_PRETRAIN_RATIOS and math.isclose(sum(tiny.values()), 1.0)
+    music = ("music_caption", "music_generation")
+    assert all(tiny[task] == ratios[task] / 2 for task in music)
+    others = [task for task in ratios if task not in music]
+    scale = {tiny[task] / ratios[task] for task in others}
+    assert max(scale) - min(scale) < 0.005 and math.isclose(min(scale), 0.86 / 0.72, rel_tol=0.005)
     assert TrainConfig.from_name("tiny", "sft").task_ratios is None  # dialogues in their natural proportions
     paper = TrainConfig.from_name("anygpt-7b", "pretrain")
     assert (paper.learning_rate, paper.warmup_fraction, paper.block_size) == (3e-5, 0.03, 4500)

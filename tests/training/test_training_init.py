@@ -118,3 +118,32 @@ def test_each_level_of_a_modality_gets_its_own_projection(tmp_path):
     # the same vectors on two levels, projected independently: the rows differ
     cosine = torch.nn.functional.cosine_similarity(level1, level2, dim=1)
     assert cosine.abs().max() < 0.5
+
+
+def test_a_preset_can_start_with_its_shape_changed(tmp_path):
+    image = tmp_path / "image"
+    VQImageTokenizer(VQImageConfig(**MICRO_IMAGE)).save(image)
+    texts = ["a red circle", "a blue square"] * 20
+    shape = {"hidden_size": 48, "num_layers": 1, "intermediate_size": 80}
+    model = load_checkpoint(
+        init_model(
+            tmp_path / "m",
+            [image],
+            texts=texts,
+            backbone="test",
+            backbone_overrides=shape,
+            text_vocab_size=300,
+        )
+    )
+    config = model.model.config
+    assert (config.hidden_size, config.num_hidden_layers, config.intermediate_size) == (48, 1, 80)
+    assert config.num_attention_heads == 4 and config.max_position_embeddings == 256  # the preset's
+    assert model.metadata["backbone"] == "test"
+    assert model.metadata["backbone_config"] | shape == model.metadata["backbone_config"]
+    with pytest.raises(ValueError, match="backbone num_layers must be positive, got 0"):
+        init_model(
+            tmp_path / "z", [image], texts=texts, backbone="test", backbone_overrides={"num_layers": 0}
+        )
+    with pytest.raises(ValueError, match="are for a preset, not for --from-hf"):
+        init_model(tmp_path / "hf", [image], from_hf=tmp_path / "m", backbone_overrides=shape)
+    assert not (tmp_path / "z").exists() and not (tmp_path / "hf").exists()

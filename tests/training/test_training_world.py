@@ -39,8 +39,9 @@ def test_tokenize_then_train_both_stages_from_the_command_line(micro_world, tmp_
     ]
     model = tmp_path / "model"
     result = runner.invoke(app, ["init", "--data", str(world), "--out", str(model), "--backbone", "test",
-                                 "--text-vocab-size", "512", *tokenizer_options])  # fmt: skip
+                                 "--text-vocab-size", "512", "--hidden-size", "48", *tokenizer_options])  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert json.loads((model / "config.json").read_text())["hidden_size"] == 48
 
     tokenize_command(world, model)
     view = tokenize_data(world, model)  # found, not made again
