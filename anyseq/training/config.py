@@ -5,7 +5,8 @@ on every token, tasks mixed by sampling ratios (image caption 0.2, image generat
 speech 0.3, music 0.28), lr 3e-5 with cosine decay after 3% warmup. Stage 2 ("sft") tunes
 on multi-turn any-to-any dialogues: one dialogue per sequence, loss on the assistant's
 turns, lr 2e-5. The `tiny` and `small` presets keep the recipe and raise the learning rate
-for models trained from scratch on two CPU cores.
+for models trained from scratch on two CPU cores; `tiny` also halves music's share of stage 1
+(`TINY_PRETRAIN_RATIOS`: its clips are long for its token budget).
 """
 
 from __future__ import annotations
