@@ -19,42 +19,39 @@ from pathlib import Path
 from typing import Any, Literal
 
 from anyseq.conversation import LossOn
+from anyseq.world.config import ANYGPT_RATIOS
 
 Stage = Literal["pretrain", "sft"]
 Precision = Literal["auto", "no", "bf16"]
 Overlong = Literal["error", "skip", "truncate"]
 STAGES: tuple[Stage, ...] = ("pretrain", "sft")
 
-# AnyGPT's stage-1 mix; speech is split evenly between ASR and TTS, music between
-# captioning and generation. Keys are AnyWorld's pretraining task names.
-ANYGPT_PRETRAIN_RATIOS: dict[str, float] = {
-    "image_caption": 0.20,
-    "image_generation": 0.22,
-    "asr": 0.15,
-    "tts": 0.15,
-    "music_caption": 0.14,
-    "music_generation": 0.14,
-}
+# AnyGPT's stage-1 mix, the one AnyWorld's pair counts follow (keys: its pretraining tasks).
+ANYGPT_PRETRAIN_RATIOS: dict[str, float] = ANYGPT_RATIOS
 
-# The tiny preset's stage-1 mix: AnyGPT's with music's draws halved and the other tasks' scaled up
-# in AnyGPT's proportions to fill them (rounded to three places). AnyGPT's shares are of examples;
-# on AnyWorld tiny a music clip costs 431 tokens against 58 (speech), 98 (caption) and 102 (picture),
-# so with AnyGPT's mix music took 67% of stage 1's tokens, and with this one 46%. On 2026-12-07
-# (late night; one run each, the same start, 10.4 minutes: 2,670 steps against 2,859) this mix gave
-# validation loss lower on the four other tasks (ASR 1.99 against 2.31, TTS 1.96 / 2.23, caption
-# 2.22 / 2.39, text-to-image 2.27 / 2.42) and higher on music (3.22 / 2.91); ASR WER 0.32 against
-# 0.54 (held-out voices 0.52 / 0.66), TTS 0.79 / 0.93, caption attributes 0.31 / 0.22, text-to-image
-# 0.23 / 0.24, music caption 0.48 / 0.50 (README, "stage-1 mix, tiny"). The demo's two stages and
-# evaluation run again with it (one run): ASR WER 0.32 against 0.47, text-to-image 0.29 / 0.25,
-# caption 0.28 / 0.31, music caption 0.50 / 0.54, dialogue success 0.065 / 0.02.
-TINY_PRETRAIN_RATIOS: dict[str, float] = {
-    "image_caption": 0.239,
-    "image_generation": 0.263,
-    "asr": 0.179,
-    "tts": 0.179,
-    "music_caption": 0.07,
-    "music_generation": 0.07,
-}
+MUSIC_TASKS = ("music_caption", "music_generation")  # AnyWorld's music pairs
+
+
+def with_music_share(ratios: dict[str, float], factor: float) -> dict[str, float]:
+    """`ratios` with the music tasks' shares times `factor` and the other tasks' scaled, in their
+    own proportions, to keep the total."""
+    music = sum(ratios[task] for task in MUSIC_TASKS)
+    rest = (sum(ratios.values()) - factor * music) / (sum(ratios.values()) - music)
+    return {task: r * (factor if task in MUSIC_TASKS else rest) for task, r in ratios.items()}
+
+
+# The tiny preset's stage-1 mix: AnyGPT's with music's draws halved. AnyGPT's shares are of
+# examples; on AnyWorld tiny a music clip costs 431 tokens against 58 (speech), 98 (caption) and
+# 102 (picture), so with AnyGPT's mix music took 67% of stage 1's tokens, and with this one 46%.
+# On 2026-12-07 (late night; one run each, the same start, 10.4 minutes: 2,670 steps against
+# 2,859; this mix rounded to three places) it gave validation loss lower on the four other tasks
+# (ASR 1.99 against 2.31, TTS 1.96 / 2.23, caption 2.22 / 2.39, text-to-image 2.27 / 2.42) and
+# higher on music (3.22 / 2.91); ASR WER 0.32 against 0.54 (held-out voices 0.52 / 0.66), TTS
+# 0.79 / 0.93, caption attributes 0.31 / 0.22, text-to-image 0.23 / 0.24, music caption 0.48 /
+# 0.50 (README, "stage-1 mix, tiny"). The demo's two stages and evaluation run again with it (one
+# run): ASR WER 0.32 against 0.47, text-to-image 0.29 / 0.25, caption 0.28 / 0.31, music caption
+# 0.50 / 0.54, dialogue success 0.065 / 0.02.
+TINY_PRETRAIN_RATIOS: dict[str, float] = with_music_share(ANYGPT_PRETRAIN_RATIOS, 0.5)
 
 
 @dataclass(frozen=True)
