@@ -95,7 +95,10 @@ class SpeechTrainConfig:
                 # 0.33); 11 minutes (2,800 steps) 0.47 and 0.39. Three and a half times the steps buy 6
                 # points of cloning: its training time is not what holds cloning back. Tried and not kept:
                 # a voice vector (an MLP of the prompt frames' mean embedding) added to every frame, means
-                # 0.43 and 0.37 over the same seeds, 0.44 and 0.36 at 11 minutes. bf16 autocast of both
+                # 0.43 and 0.37 over the same seeds, 0.44 and 0.36 at 11 minutes; on 2026-12-08 (one run each,
+                # README "speech voice: where it is lost") the same kind of vector read by the codec's decoder,
+                # and global-variance compensation of its output, both within the 0.1 between two runs of the
+                # preset. bf16 autocast of both
                 # loops (where `native_bf16` measures it faster; 2026-12-07, one run each on the same
                 # world, 150 test clips, bf16 against fp32): the codec's 2,000 steps in 251 s against
                 # 1,756 in 270 s, the acoustic model 960 steps in 185 s against 620 in 154 s; all-level

@@ -153,27 +153,38 @@ def with_replay(split: TokenizedSplit, pairs: TokenizedSplit) -> TokenizedSplit:
 
 
 def replay_ratios(
-    split: TokenizedSplit, ratios: Mapping[str, float] | None, replay: float
+    split: TokenizedSplit,
+    ratios: Mapping[str, float] | None,
+    replay: float,
+    mix: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """Ratios for a split made by `with_replay`: the replayed tasks share `replay` of the draws in
-    proportion to their sizes, the split's own tasks the rest as `ratios` (None: by size) says."""
+    """Ratios for a split made by `with_replay`: the replayed tasks share `replay` of the draws, among
+    themselves as `mix` says (keyed by the pair tasks' own names; None: in proportion to their sizes),
+    the split's own tasks the rest as `ratios` (None: by size) says."""
     own = TokenizedSplit(
         split.name, {t: ex for t, ex in split.tasks.items() if not t.startswith(REPLAY_PREFIX)}
     )
-    replayed = {t: float(len(ex)) for t, ex in split.tasks.items() if t.startswith(REPLAY_PREFIX)}
-    if not replayed or not own.tasks:
+    pairs = TokenizedSplit(
+        f"{split.name} (rehearsed pairs)",
+        {t.removeprefix(REPLAY_PREFIX): ex for t, ex in split.tasks.items() if t.startswith(REPLAY_PREFIX)},
+    )
+    if not pairs.tasks or not own.tasks:
         raise ValueError(f"{split.name}: replay needs both the stage's own tasks and replayed pairs")
-    total = sum(replayed.values())
     mixed = {t: (1.0 - replay) * r for t, r in resolve_ratios(own, ratios).items()}
-    return mixed | {t: replay * n / total for t, n in replayed.items()}
+    return mixed | {
+        REPLAY_PREFIX + t: replay * r for t, r in resolve_ratios(pairs, mix, "replay_mix").items()
+    }
 
 
 def _listing(manifest: Mapping[str, Any]) -> str:
     return ", ".join(f"{c}/{s}" for c, splits in manifest["corpora"].items() for s in splits) or "nothing"
 
 
-def resolve_ratios(split: TokenizedSplit, ratios: Mapping[str, float] | None) -> dict[str, float]:
-    """Normalised sampling ratio per task; None weighs each task by its number of examples."""
+def resolve_ratios(
+    split: TokenizedSplit, ratios: Mapping[str, float] | None, setting: str = "task_ratios"
+) -> dict[str, float]:
+    """Normalised sampling ratio per task; None weighs each task by its number of examples.
+    `setting` names the ratios in the error when they do not match the tasks."""
     if ratios is None:
         weights = {task: float(len(ex)) for task, ex in split.tasks.items()}
     else:
@@ -181,7 +192,7 @@ def resolve_ratios(split: TokenizedSplit, ratios: Mapping[str, float] | None) ->
         unknown = sorted(set(ratios) - set(split.tasks))
         if missing or unknown:
             raise ValueError(
-                f"{split.name}: task_ratios do not match the data's tasks {split.task_names}: "
+                f"{split.name}: {setting} do not match the data's tasks {split.task_names}: "
                 f"no ratio for {missing}, no data for {unknown}"
             )
         weights = dict(ratios)

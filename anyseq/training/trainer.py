@@ -202,7 +202,7 @@ class Trainer:
         self.train_split, self.val_split = splits["train"], splits["validation"]
         ratios = config.task_ratios
         if config.replay:
-            ratios = replay_ratios(self.train_split, ratios, config.replay)
+            ratios = replay_ratios(self.train_split, ratios, config.replay, config.replay_mix)
         self.stream = make_stream(
             config.stage,
             self.train_split,

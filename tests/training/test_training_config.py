@@ -122,6 +122,10 @@ def test_bad_settings_are_named():
         TrainConfig.from_name("tiny", "pretrain", replay=0.2)
     with pytest.raises(ValueError, match="replay must lie in"):
         TrainConfig.from_name("tiny", "sft", replay=1.0)
+    with pytest.raises(ValueError, match="replay_mix needs replay > 0"):
+        TrainConfig.from_name("tiny", "sft", replay=0.0, replay_mix={"asr": 1.0})
+    with pytest.raises(ValueError, match="replay_mix must be numbers >= 0, at least one positive"):
+        TrainConfig.from_name("tiny", "sft", replay_mix={"asr": 0.0})
     with pytest.raises(ValueError, match="separate_examples is for stage pretrain only"):
         TrainConfig.from_name("tiny", "sft", separate_examples=True)
     with pytest.raises(ValueError, match="pack_dialogues is for stage sft only"):

@@ -120,6 +120,13 @@ def test_replayed_pairs_take_their_share_of_the_draws():
     )
     given = replay_ratios(mixed, {"text->image": 1.0, "image->text": 1.0}, replay=0.5)
     assert given["text->image"] == pytest.approx(0.25) and given["replay:tts"] == pytest.approx(0.125)
+    # the rehearsed pairs in a mix of their own (by the pair tasks' names), not by their sizes
+    mix = replay_ratios(mixed, None, replay=0.2, mix={"asr": 1.0, "tts": 3.0})
+    assert mix == pytest.approx(
+        {"text->image": 0.6, "image->text": 0.2, "replay:asr": 0.05, "replay:tts": 0.15}
+    )
+    with pytest.raises(ValueError, match=r"replay_mix do not match .* no ratio for \['tts'\], no data for \['music'\]"):
+        replay_ratios(mixed, None, replay=0.2, mix={"asr": 1.0, "music": 1.0})
     with pytest.raises(ValueError, match="replay needs both"):
         replay_ratios(dialogues, None, replay=0.2)
 

@@ -143,6 +143,29 @@ def test_pair_loss_names_the_targets_of_stage_one_pairs(tiny_world, tmp_path, st
         config.with_overrides(pair_loss="reply")
 
 
+def test_the_rehearsed_pairs_are_drawn_in_replay_mix(tiny_world, tmp_path):
+    config = TrainConfig.from_name("test", "sft", max_steps=2, eval_every=0, save_every=2, replay=0.5)
+    by_size = Trainer(config, tiny_world.model, tiny_world.data, tmp_path / "by_size").stream.sampler
+    pairs = sorted(t.removeprefix("replay:") for t in by_size.tasks if t.startswith("replay:"))
+    assert len(pairs) >= 2 and all(
+        by_size.probabilities[by_size.tasks.index("replay:" + t)] > 0 for t in pairs
+    )
+    mix = {t: 3.0 if t == pairs[0] else 1.0 if t == pairs[1] else 0.0 for t in pairs}
+    trainer = Trainer(
+        config.with_overrides(replay_mix=mix), tiny_world.model, tiny_world.data, tmp_path / "mix"
+    )
+    sampler = trainer.stream.sampler
+    drawn = {
+        t: float(p)
+        for t, p in zip(sampler.tasks, sampler.probabilities, strict=True)
+        if t.startswith("replay:")
+    }
+    assert drawn == pytest.approx({"replay:" + t: 0.5 * r / 4.0 for t, r in mix.items()})  # replay 0.5
+    with pytest.raises(ValueError, match=r"replay_mix do not match .* no data for \['humming'\]"):
+        Trainer(config.with_overrides(replay_mix={**mix, "humming": 1.0}), tiny_world.model, tiny_world.data,
+                tmp_path / "bad")  # fmt: skip
+
+
 def test_packed_dialogues_cost_the_same_loss_as_each_dialogue_alone(tiny_world, tmp_path):
     config = TrainConfig.from_name("test", "sft", max_steps=2, eval_every=0, save_every=2, replay=0.5)
     packed = config.with_overrides(pack_dialogues=True, pack_lookahead=4)
