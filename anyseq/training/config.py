@@ -35,8 +35,8 @@ MUSIC_TASKS = ("music_caption", "music_generation")  # AnyWorld's music pairs
 def with_music_share(ratios: dict[str, float], factor: float) -> dict[str, float]:
     """`ratios` with the music tasks' shares times `factor` and the other tasks' scaled, in their
     own proportions, to keep the total."""
-    music = sum(ratios[task] for task in MUSIC_TASKS)
-    rest = (sum(ratios.values()) - factor * music) / (sum(ratios.values()) - music)
+    total, music = sum(ratios.values()), sum(ratios[task] for task in MUSIC_TASKS)
+    rest = (total - factor * music) / (total - music)
     return {task: r * (factor if task in MUSIC_TASKS else rest) for task, r in ratios.items()}
 
 
