@@ -6,7 +6,9 @@ spans with the "text" settings.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,3 +41,21 @@ DEFAULT_SAMPLING: dict[str, SamplingConfig] = {
 
 def sampling_from_dict(data: dict[str, dict]) -> dict[str, SamplingConfig]:
     return {**DEFAULT_SAMPLING, **{name: SamplingConfig(**values) for name, values in data.items()}}
+
+
+def with_sampling(
+    sampling: Mapping[str, SamplingConfig], changes: Mapping[str, Mapping[str, Any]]
+) -> dict[str, SamplingConfig]:
+    """`sampling` with some settings of some modalities changed, e.g. `{"speech": {"temperature": 0.5}}`
+    (the settings not named are kept)."""
+    known = {f.name for f in fields(SamplingConfig)}
+    merged = dict(sampling)
+    for name, values in changes.items():
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"sampling[{name!r}]: unknown settings {unknown}; known: {sorted(known)}")
+        try:
+            merged[name] = replace(merged.get(name, SamplingConfig()), **values)
+        except ValueError as error:
+            raise ValueError(f"sampling[{name!r}]: {error}") from None
+    return merged

@@ -6,7 +6,8 @@ speech 0.3, music 0.28), lr 3e-5 with cosine decay after 3% warmup. Stage 2 ("sf
 on multi-turn any-to-any dialogues: one dialogue per sequence, loss on the assistant's
 turns, lr 2e-5. The `tiny` and `small` presets keep the recipe and raise the learning rate
 for models trained from scratch on two CPU cores; `tiny` also halves music's share of stage 1
-(`TINY_PRETRAIN_RATIOS`: its clips are long for its token budget).
+(`TINY_PRETRAIN_RATIOS`: its clips are long for its token budget) and writes its models with
+speech sampled at temperature 0.5 (`TINY_SAMPLING`; the sampling is AnyGPT's otherwise).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from anyseq.conversation import LossOn
+from anyseq.sampling import DEFAULT_SAMPLING, with_sampling
 from anyseq.world.config import ANYGPT_RATIOS
 
 Stage = Literal["pretrain", "sft"]
@@ -199,6 +201,9 @@ class TrainConfig:
     # 250-step run just about pays back); longer runs gain the whole 6%.
     compile: bool = False
     lora: LoraSettings | None = None
+    # Sampling settings the trained model is written with, per modality ("text", "image", ...), over
+    # those of the model it starts from, e.g. {"speech": {"temperature": 0.5}}; None keeps those.
+    sampling: dict[str, dict[str, float]] | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -252,6 +257,8 @@ class TrainConfig:
             raise ValueError(f"overlong must be error, skip or truncate, got {self.overlong!r}")
         if self.mixed_precision not in ("auto", "no", "bf16"):
             raise ValueError(f"mixed_precision must be auto, no or bf16, got {self.mixed_precision!r}")
+        if self.sampling is not None:
+            with_sampling(DEFAULT_SAMPLING, self.sampling)  # names the setting it refuses
 
     @property
     def warmup_steps(self) -> int:
@@ -331,6 +338,13 @@ def _tuples(lora: dict[str, Any]) -> dict[str, Any]:
     return {key: tuple(value) if isinstance(value, list) else value for key, value in lora.items()}
 
 
+# The tiny model speaks at temperature 0.5 (AnyGPT: 1). Measured 2026-12-08 on the demo's stage-1 model
+# (100 test and 100 held-out-voice sentences, `anyseq eval --tasks tts`), TTS WER by PocketSphinx / the CTC
+# recognizer at temperature 1: 0.80 / 0.84 (held-out 0.72 / 0.83); 0.5: 0.70 / 0.67 (0.67 / 0.61); 0.2:
+# 0.73 / 0.66 (0.61 / 0.57); voice match 0.18-0.20 at each. Pictures and music gain nothing from it
+# (text-to-image 0.29 at 1, 0.21 at 0.4; README, "sampling settings, tiny").
+TINY_SAMPLING: dict[str, dict[str, float]] = {"speech": {"temperature": 0.5}}
+
 PRESETS: dict[str, dict[Stage, TrainConfig]] = {
     # The 2M `tiny` backbone from scratch on AnyWorld tiny (the measurements below are of the 7.1M
     # one it replaced on 2026-12-07; see `anyseq.backbone`), both stages in 20 minutes of steps on 2
@@ -377,6 +391,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             # chance after 200 steps (0.30 / 0.36 against 0.21 / 0.12) and attribute accuracy 0.46 / 0.48
             # at the end against 0.43 / 0.44 (README, "how the language model starts").
             separate_examples=True,
+            sampling=TINY_SAMPLING,
             eval_every=200,
             eval_examples=32,
             eval_batch_size=8,  # 24 validation forwards a pass, not 96
@@ -411,6 +426,7 @@ PRESETS: dict[str, dict[Stage, TrainConfig]] = {
             # Dialogues alone made the tiny model forget its stage-1 tasks (caption attribute
             # accuracy 0.17 after stage 1, 0.00 after 150 dialogue steps): rehearse the pairs.
             replay=0.3,
+            sampling=TINY_SAMPLING,
             # The rehearsed pairs are drawn in proportion to their examples (music 28%). In the tiny
             # stage-1 mix instead (`replay_mix`, music halved; 2026-12-08, one run each from the demo's
             # stage-1 model): dialogue success 0.058 against 0.065, ASR WER 0.61 against 0.71, caption

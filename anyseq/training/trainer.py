@@ -50,7 +50,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 from anyseq.checkpoint import AnySeqCheckpoint, read_layout, write_checkpoint_files
 from anyseq.io import atomic_directory, atomic_write_json, atomic_write_text, clean_stale_temporaries
 from anyseq.modalities.base import load_tokenizer
-from anyseq.sampling import sampling_from_dict
+from anyseq.sampling import sampling_from_dict, with_sampling
 from anyseq.training.config import TrainConfig, native_bf16
 from anyseq.training.data import (
     IGNORE,
@@ -463,7 +463,9 @@ class Trainer:
             model=model,
             layout=self.layout,
             tokenizers=self.tokenizers,
-            sampling=sampling_from_dict(self.meta.get("sampling", {})),
+            sampling=with_sampling(
+                sampling_from_dict(self.meta.get("sampling", {})), self.config.sampling or {}
+            ),
             metadata={**self.meta.get("metadata", {}), "training": trained},
         )
 

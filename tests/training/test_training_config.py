@@ -44,6 +44,13 @@ def test_pretrain_mix_is_anygpts():
     assert TrainConfig.from_name("anygpt-7b", "sft").learning_rate == 2e-5
 
 
+def test_only_the_tiny_model_samples_speech_below_anygpts_temperature():
+    for stage in ("pretrain", "sft"):
+        assert TrainConfig.from_name("tiny", stage).sampling == {"speech": {"temperature": 0.5}}
+        assert TrainConfig.from_name("small", stage).sampling is None  # AnyGPT's settings
+        assert TrainConfig.from_name("anygpt-7b", stage).sampling is None
+
+
 def test_learning_rate_warms_up_then_follows_a_cosine():
     config = TrainConfig(
         stage="pretrain", learning_rate=1.0, max_steps=100, warmup_fraction=0.03, min_lr_ratio=0.1
@@ -132,6 +139,10 @@ def test_bad_settings_are_named():
         TrainConfig.from_name("tiny", "pretrain", pack_dialogues=True)
     with pytest.raises(ValueError, match="pack_lookahead must be at least 1, got 0"):
         TrainConfig.from_name("tiny", "sft", pack_lookahead=0)
+    with pytest.raises(ValueError, match=r"sampling\['speech'\]: unknown settings \['temp'\]"):
+        TrainConfig.from_name("tiny", "sft", sampling={"speech": {"temp": 0.5}})
+    with pytest.raises(ValueError, match=r"sampling\['image'\]: invalid sampling settings: .*top_p=0"):
+        TrainConfig.from_name("tiny", "sft", sampling={"image": {"top_p": 0}})
 
 
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "no")])

@@ -125,7 +125,9 @@ def test_replayed_pairs_take_their_share_of_the_draws():
     assert mix == pytest.approx(
         {"text->image": 0.6, "image->text": 0.2, "replay:asr": 0.05, "replay:tts": 0.15}
     )
-    with pytest.raises(ValueError, match=r"replay_mix do not match .* no ratio for \['tts'\], no data for \['music'\]"):
+    with pytest.raises(
+        ValueError, match=r"replay_mix do not match .* no ratio for \['tts'\], no data for \['music'\]"
+    ):
         replay_ratios(mixed, None, replay=0.2, mix={"asr": 1.0, "music": 1.0})
     with pytest.raises(ValueError, match="replay needs both"):
         replay_ratios(dialogues, None, replay=0.2)

@@ -10,6 +10,7 @@ from conftest import make_model, tokenize_into
 from transformers import AutoModelForCausalLM
 
 from anyseq.checkpoint import load_checkpoint
+from anyseq.sampling import DEFAULT_SAMPLING, SamplingConfig
 from anyseq.training import TrainConfig, Trainer, train
 from anyseq.training.data import TrainSequence, collate
 from anyseq.training.state import complete_checkpoints
@@ -23,7 +24,10 @@ def two_stages(tiny_world, tmp_path_factory):
     first = TrainConfig.from_name("test", "pretrain", max_steps=40)
     pretrain = train(first, tiny_world.model, data, root / "pretrain")
     sft = train(
-        TrainConfig.from_name("test", "sft", max_steps=30), root / "pretrain" / "model", data, root / "sft"
+        TrainConfig.from_name("test", "sft", max_steps=30, sampling={"speech": {"temperature": 0.5}}),
+        root / "pretrain" / "model",
+        data,
+        root / "sft",
     )
     return root, pretrain, sft
 
@@ -64,7 +68,11 @@ def test_a_run_leaves_checkpoints_logs_and_a_loadable_model(two_stages):
     assert list((run / "logs").glob("events.out.tfevents.*"))
     checkpoint = load_checkpoint(run / "model")
     assert checkpoint.metadata["training"]["pretrain"]["steps"] == 40
-    assert load_checkpoint(root / "sft" / "model").metadata["training"].keys() == {"pretrain", "sft"}
+    tuned = load_checkpoint(root / "sft" / "model")
+    assert tuned.metadata["training"].keys() == {"pretrain", "sft"}
+    # The sft run's `sampling` changes the speech temperature only; the rest is its start's (AnyGPT's).
+    assert checkpoint.sampling == DEFAULT_SAMPLING
+    assert tuned.sampling == {**DEFAULT_SAMPLING, "speech": SamplingConfig(0.5, repetition_penalty=1.05)}
     plain = AutoModelForCausalLM.from_pretrained(run / "model", local_files_only=True, use_safetensors=True)
     assert plain.config.vocab_size >= checkpoint.layout.vocab_size
 
