@@ -139,9 +139,13 @@ def dialogue(ev: Evaluation, split: str) -> Entry | None:
         return None
     replies = ev.generate(f"dialogue/{split}", [t.prompt for t in turns], ev.config.max_dialogue_reply_tokens)
     modality_ok, success, truth, unlabelled = [], [], [], 0
+    replied: dict[str, dict[str, int]] = {}  # the reference turn's modality -> the reply's -> turns
     for turn, reply in zip(turns, replies, strict=True):
         judge = CONTENT_JUDGES[turn.modality]
-        right_modality = reply is not None and message_modality(reply.parts) == turn.modality
+        got = message_modality(reply.parts) if reply is not None else "none"
+        counts = replied.setdefault(turn.modality, {})
+        counts[got] = counts.get(got, 0) + 1
+        right_modality = got == turn.modality
         modality_ok.append(right_modality)
         content = judge(ev, turn, _output(reply, turn.modality)) if right_modality else False
         success.append(right_modality and content is not False)
@@ -156,6 +160,7 @@ def dialogue(ev: Evaluation, split: str) -> Entry | None:
     for modality in CONTENT_JUDGES:
         picked = [i for i, t in enumerate(turns) if t.modality == modality]
         metrics[f"success:{modality}"] = fraction([success[i] for i in picked])
+        metrics[f"modality_accuracy:{modality}"] = fraction([modality_ok[i] for i in picked])
         ceilings[f"success:{modality}"] = fraction([truth[i] for i in picked])
     samples = []
     for i in ev.sample_indices(len(turns)):
@@ -194,7 +199,13 @@ def dialogue(ev: Evaluation, split: str) -> Entry | None:
                 if unlabelled
                 else []
             ),
+            "replies by modality (reference -> reply: turns; none: no room in the context): "
+            + "; ".join(
+                f"{want} -> " + ", ".join(f"{got} {n}" for got, n in sorted(counts.items()))
+                for want, counts in replied.items()
+            ),
             *too_long_note(replies, ev.model.context_length),
         ],
         samples=samples,
+        series={"replies": replied},
     )

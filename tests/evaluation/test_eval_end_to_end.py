@@ -78,6 +78,19 @@ def test_ceilings_are_the_judges_on_ground_truth(evaluated):
     assert entries[("dialogue", "test")]["ceilings"]["success"] > entries[("dialogue", "test")]["value"]
 
 
+def test_dialogue_counts_the_modality_of_every_reply(evaluated):
+    report, _ = evaluated
+    for entry in (e for e in report["entries"] if e["task"] == "dialogue"):
+        replied = entry["series"]["replies"]
+        assert sum(n for counts in replied.values() for n in counts.values()) == entry["n"]
+        right = sum(counts.get(want, 0) for want, counts in replied.items())
+        assert right / entry["n"] == pytest.approx(entry["metrics"]["modality_accuracy"], abs=1e-4)  # rounded
+        for want, counts in replied.items():
+            share = counts.get(want, 0) / sum(counts.values())
+            assert entry["metrics"][f"modality_accuracy:{want}"] == pytest.approx(share, abs=1e-4)
+        assert any(note.startswith("replies by modality (reference -> reply") for note in entry["notes"])
+
+
 def test_report_files(evaluated):
     report, root = evaluated
     out = root / "eval"
