@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -32,6 +33,7 @@ def evaluate(
     preset: str = "tiny",
     cache: Path | None = None,
     workers: int | None = None,
+    sampling: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a world's test and held-out splits; returns the report (report.json).
 
@@ -46,6 +48,7 @@ def evaluate(
         workers: processes that evaluate side by side (default: the preset's `EvalConfig.workers`, 1;
             `anyseq eval` asks for 2). They are spawned, so a script that asks for more than one
             calls `evaluate` under `if __name__ == "__main__":`.
+        sampling: changes to the checkpoint's media sampling, e.g. `{"speech": {"temperature": 0.5}}`.
     """
     import torch
 
@@ -54,7 +57,8 @@ def evaluate(
     from anyseq.evaluation.report import write_report
 
     names = check_tasks(tasks)
-    config = EvalConfig.preset(preset, **({} if workers is None else {"workers": workers}))
+    overrides = {"workers": workers, "sampling": sampling}
+    config = EvalConfig.preset(preset, **{k: v for k, v in overrides.items() if v is not None})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -69,6 +73,11 @@ def evaluate(
         finally:
             torch.set_num_threads(threads)
     wall = time.perf_counter() - began
+    if config.sampling:
+        notes = [
+            *notes,
+            f"media sampled with the checkpoint's settings changed by {json.dumps(config.sampling)}",
+        ]
     return write_report(
         out, entries, str(model), str(data), preset, config.to_dict(), limit, seconds, notes, wall
     )
@@ -230,10 +239,30 @@ def eval_command(
     preset: str = typer.Option("tiny", help="judge sizes: tiny (full) | test (fast)"),
     cache: Path | None = typer.Option(None, help="cache of trained judges (default OUT/judges)"),
     workers: int = typer.Option(2, min=1, help="processes that evaluate side by side (at most the cores)"),
+    sampling: str | None = typer.Option(
+        None, help='changes to the checkpoint\'s media sampling, JSON: \'{"speech": {"temperature": 0.5}}\''
+    ),
 ) -> None:
     """Evaluate a model on AnyWorld: the paper's table with independent judges."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    report = evaluate(model, data, out, tasks or None, limit, preset, cache, workers)
+    changes = None
+    if sampling is not None:
+        try:
+            changes = json.loads(sampling)
+        except json.JSONDecodeError as error:
+            raise typer.BadParameter(f"not JSON: {error}", param_hint="--sampling") from None
+        if not isinstance(changes, dict) or not all(isinstance(v, dict) for v in changes.values()):
+            raise typer.BadParameter(
+                'expected {"modality": {"setting": value}}, e.g. {"speech": {"temperature": 0.5}}',
+                param_hint="--sampling",
+            )
+        from anyseq.evaluation.config import EvalConfig
+
+        try:
+            EvalConfig(sampling=changes)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--sampling") from None
+    report = evaluate(model, data, out, tasks or None, limit, preset, cache, workers, changes)
     for entry in report["entries"]:
         ceiling = "—" if entry["ceiling"] is None else entry["ceiling"]
         typer.echo(

@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from anyseq.sampling import DEFAULT_SAMPLING, with_sampling
 
 
 @dataclass
@@ -16,6 +18,9 @@ class EvalConfig:
     batch_size: int = 16  # conversations generated together
     max_text_tokens: int = 64  # new tokens of a text reply (captions, transcripts)
     text_temperature: float = 0.0  # text is decoded greedily; media with the checkpoint's settings
+    # Changes to the checkpoint's media sampling for this run, e.g. {"speech": {"temperature": 0.5}}
+    # (the README's "sampling settings, tiny" row compares settings this way)
+    sampling: dict[str, dict[str, float]] = field(default_factory=dict)
     seed: int = 0
     # torch threads while evaluating: the models are small, and on a busy 2-core machine two
     # threads spin against other processes (a batch of 16 captions: 47 s with 2, 2.2 s with 1)
@@ -42,6 +47,9 @@ class EvalConfig:
             )
         if min(self.speaker_clips_per_voice, self.instrument_clips) < 2:
             raise ValueError("the speaker and instrument judges need at least 2 clips per class")
+        if "text" in self.sampling:
+            raise ValueError("sampling: text is set by text_temperature (greedy by default), not here")
+        with_sampling(DEFAULT_SAMPLING, self.sampling)  # names a setting it refuses
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> EvalConfig:

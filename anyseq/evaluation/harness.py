@@ -27,7 +27,7 @@ from anyseq.conversation import Conversation, Media, Message, Text
 from anyseq.evaluation.config import EvalConfig
 from anyseq.evaluation.panel import JudgePanel
 from anyseq.media import Audio
-from anyseq.sampling import SamplingConfig
+from anyseq.sampling import SamplingConfig, with_sampling
 from anyseq.world.dataset import Item, iter_items, read_manifest
 from anyseq.world.pretrain import INSTRUCTIONS, pair_conversation
 from anyseq.world.pretrain import TASKS as PAIR_TASKS
@@ -225,7 +225,10 @@ class Evaluation:
         order = sorted(range(len(conversations)), key=lambda i: prompts[i])
         fits = [i for i in order if prompts[i] < model.context_length]
         replies: list[Reply | None] = [None] * len(conversations)
-        sampling = {"text": SamplingConfig(temperature=self.config.text_temperature)}
+        sampling = {
+            **with_sampling(model.checkpoint.sampling, self.config.sampling),
+            "text": SamplingConfig(temperature=self.config.text_temperature),
+        }
         with tqdm(total=len(conversations), desc=label, unit="item", leave=False) as bar:
             bar.update(len(conversations) - len(fits))
             for start in range(0, len(fits), size):

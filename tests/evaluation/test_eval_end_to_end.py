@@ -152,6 +152,16 @@ def test_bad_arguments(evaluated, tmp_path):
         evaluate(root / "model", tmp_path / "nowhere", tmp_path, ["asr"])
 
 
+def test_a_sampling_change_is_recorded_in_the_report(evaluated, tmp_path):
+    _, root = evaluated
+    changes = {"speech": {"temperature": 0.5}}
+    report = evaluate(root / "model", root / "world", tmp_path, ["tts"], limit=1, preset="test",
+                      cache=root / "eval" / "judges", sampling=changes)  # fmt: skip
+    assert report["config"]["sampling"] == changes
+    note = 'media sampled with the checkpoint\'s settings changed by {"speech": {"temperature": 0.5}}'
+    assert note in report["notes"] and note in (tmp_path / "report.md").read_text()
+
+
 def test_workers_evaluate_side_by_side_to_the_same_report(evaluated, tmp_path):
     """Two processes, each a split of a task at a time (tts and voice_clone sharing their speech in
     one), give the serial run's entries in its order; the judges come from the shared cache."""

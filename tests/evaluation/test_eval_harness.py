@@ -4,6 +4,7 @@ targets, and the report written from known entries."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -34,6 +35,12 @@ def test_presets_and_bad_settings():
     with pytest.raises(ValueError, match="batch_size"):
         EvalConfig(batch_size=0)
     assert EvalConfig.from_dict(EvalConfig.preset("test").to_dict()) == EvalConfig.preset("test")
+    with pytest.raises(ValueError, match=r"sampling\['music'\]: unknown settings \['temp'\]"):
+        EvalConfig(sampling={"music": {"temp": 0.5}})
+    with pytest.raises(ValueError, match="sampling: text is set by text_temperature"):
+        EvalConfig(sampling={"text": {"temperature": 1.0}})
+    changed = EvalConfig(sampling={"speech": {"temperature": 0.5}})
+    assert EvalConfig.from_dict(changed.to_dict()) == changed  # how the worker processes get it
 
 
 def test_task_names():
@@ -87,6 +94,22 @@ def test_audio_is_cut_to_the_tokenizer_limit(model, tmp_path):
     assert ev.sample_indices(10) == [0, 9] and ev.sample_indices(1) == [0]
     with pytest.raises(ValueError, match="limit must be at least 1"):
         Evaluation(model, tmp_path / "data", tmp_path / "out", EvalConfig(), limit=0)
+
+
+def test_generation_samples_media_with_the_checkpoints_settings_as_changed(model, tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "manifest.json").write_text(json.dumps({"sample_rate": 16000, "splits": ["test"]}))
+    asked = []
+    monkeypatch.setattr(
+        model, "chat_batch", lambda conversations, **kw: asked.append(kw["sampling"]) or [None]
+    )
+    config = EvalConfig.preset("test", sampling={"speech": {"temperature": 0.5}})
+    ev = Evaluation(model, tmp_path / "data", tmp_path / "out", config)
+    ev.generate("tts", [ev.request("tts", text="a red circle")], 8, respond_with="speech")
+    stored = model.checkpoint.sampling
+    assert asked[0]["speech"] == replace(stored["speech"], temperature=0.5)  # the rest kept
+    assert asked[0]["music"] == stored["music"] and asked[0]["image"] == stored["image"]
+    assert asked[0]["text"].greedy  # text_temperature 0
 
 
 def test_report_from_known_entries(tmp_path):
