@@ -19,6 +19,9 @@ class SamplingConfig:
     repetition_penalty: float = 1.0  # HF semantics, applied to the ids already in the current span
 
     def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"sampling setting {name} must be a number, got {value!r}")
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.repetition_penalty <= 0:
             raise ValueError(f"invalid sampling settings: {self}")
 

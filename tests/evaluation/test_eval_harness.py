@@ -37,6 +37,10 @@ def test_presets_and_bad_settings():
     assert EvalConfig.from_dict(EvalConfig.preset("test").to_dict()) == EvalConfig.preset("test")
     with pytest.raises(ValueError, match=r"sampling\['music'\]: unknown settings \['temp'\]"):
         EvalConfig(sampling={"music": {"temp": 0.5}})
+    with pytest.raises(
+        ValueError, match=r"sampling\['speech'\]: sampling setting temperature must be a number, got 'hot'"
+    ):
+        EvalConfig(sampling={"speech": {"temperature": "hot"}})
     with pytest.raises(ValueError, match="sampling: text is set by text_temperature"):
         EvalConfig(sampling={"text": {"temperature": 1.0}})
     changed = EvalConfig(sampling={"speech": {"temperature": 0.5}})
