@@ -42,8 +42,9 @@ DEFAULT_SAMPLING: dict[str, SamplingConfig] = {
 }
 
 
-def sampling_from_dict(data: dict[str, dict]) -> dict[str, SamplingConfig]:
-    return {**DEFAULT_SAMPLING, **{name: SamplingConfig(**values) for name, values in data.items()}}
+def sampling_from_dict(data: Mapping[str, Mapping[str, Any]]) -> dict[str, SamplingConfig]:
+    """Settings as `anyseq.json` stores them; a modality or setting left out keeps AnyGPT's."""
+    return with_sampling(DEFAULT_SAMPLING, data)
 
 
 def with_sampling(
@@ -51,9 +52,14 @@ def with_sampling(
 ) -> dict[str, SamplingConfig]:
     """`sampling` with some settings of some modalities changed, e.g. `{"speech": {"temperature": 0.5}}`
     (the settings not named are kept)."""
+    example = '{"speech": {"temperature": 0.5}}'
+    if not isinstance(changes, Mapping):
+        raise ValueError(f"sampling: expected settings per modality, e.g. {example}, got {changes!r}")
     known = {f.name for f in fields(SamplingConfig)}
     merged = dict(sampling)
     for name, values in changes.items():
+        if not isinstance(values, Mapping):
+            raise ValueError(f"sampling[{name!r}]: expected settings, e.g. {example}, got {values!r}")
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"sampling[{name!r}]: unknown settings {unknown}; known: {sorted(known)}")

@@ -251,14 +251,9 @@ def eval_command(
             changes = json.loads(sampling)
         except json.JSONDecodeError as error:
             raise typer.BadParameter(f"not JSON: {error}", param_hint="--sampling") from None
-        if not isinstance(changes, dict) or not all(isinstance(v, dict) for v in changes.values()):
-            raise typer.BadParameter(
-                'expected {"modality": {"setting": value}}, e.g. {"speech": {"temperature": 0.5}}',
-                param_hint="--sampling",
-            )
         from anyseq.evaluation.config import EvalConfig
 
-        try:
+        try:  # refused here, named as the option, rather than deep in `evaluate`
             EvalConfig(sampling=changes)
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--sampling") from None
